@@ -1,0 +1,255 @@
+"""Read a config: YAML (safe loader only) -> `extends:` -> `--set` overrides -> validate -> Config.
+
+Every value remembers where it came from (file and line, or the `--set` option that wrote it), so
+an error reads like `configs/x.yaml:14: model.blocks[1].filters: expected a positive integer, got -3`.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import ConfigError
+from ..registry import did_you_mean
+from .schema import Config
+
+KeyPath = tuple  # of str (mapping keys) and int (list indices)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads `1e-3` as a float (YAML 1.1 wants `1.0e-3`)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def format_path(path: Iterable) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_yaml(text: str, source: str) -> tuple[Any, dict[KeyPath, str]]:
+    """Parse YAML text; return the data and a map from key path to 'source:line'."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return {}, {}
+        data = loader.construct_document(node)
+    except yaml.constructor.ConstructorError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
+        raise ConfigError(
+            f"{source}:{line}: {exc.problem} — YAML tags that construct objects are not allowed in a config"
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    finally:
+        loader.dispose()
+    lines: dict[KeyPath, str] = {(): f"{source}:{node.start_mark.line + 1}"}
+    _collect_lines(node, (), source, lines)
+    return data, lines
+
+
+def _collect_lines(node, path: KeyPath, source: str, lines: dict) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                raise ConfigError(
+                    f"{source}:{key_node.start_mark.line + 1}: {format_path(path + (key,))}: duplicate key"
+                )
+            seen.add(key)
+            lines[path + (key,)] = f"{source}:{key_node.start_mark.line + 1}"
+            _collect_lines(value_node, path + (key,), source, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines[path + (index,)] = f"{source}:{item.start_mark.line + 1}"
+            _collect_lines(item, path + (index,), source, lines)
+
+
+def _merge(base: dict, override: dict) -> dict:
+    """Deep-merge mappings; the override wins, and lists are replaced, not concatenated."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            # a different `type:` means a different section: do not inherit the old type's keys
+            if value.get("type", merged[key].get("type")) != merged[key].get("type"):
+                merged[key] = copy.deepcopy(value)
+            else:
+                merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def read_file(path: Path, _chain: tuple = ()) -> tuple[dict, dict]:
+    """Read one config file and whatever it `extends:`, merged."""
+    source = str(path)
+    if path.resolve() in _chain:
+        raise ConfigError(f"{source}: extends: circular ({' -> '.join(str(p) for p in _chain + (path,))})")
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read config: {exc.strerror}") from None
+    data, lines = parse_yaml(text, source)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}:1: expected a mapping of sections (name, data, model, ...), got {type(data).__name__}")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data, lines
+    if not isinstance(parent, str):
+        raise ConfigError(f"{lines[('extends',)]}: extends: expected a file path, got {parent!r}")
+    base_data, base_lines = read_file((path.parent / parent), _chain + (path.resolve(),))
+    lines = {**base_lines, **lines}
+    return _merge(base_data, data), lines
+
+
+def apply_override(data: dict, lines: dict, option: str, source: str | None = None) -> None:
+    """Apply one `--set a.b[.0].c=value`; the value is parsed as YAML (numbers, lists, ...).
+
+    `source` names the option in errors when it is not `--set` (e.g. `--name x`).
+    """
+    key, sep, raw = option.partition("=")
+    source = source or f"--set {option}"
+    if not sep or not key.strip():
+        raise ConfigError(f"{source}: expected KEY=VALUE, such as optimizer.learning_rate=3e-4")
+    try:
+        value, _ = parse_yaml(raw, source)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: value is not valid YAML") from exc
+    if raw.strip() == "":
+        value = None
+    parts: list = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
+    node = data
+    for depth, part in enumerate(parts[:-1]):
+        here = parts[: depth + 1]
+        if isinstance(node, list):
+            if not isinstance(part, int) or part >= len(node):
+                raise ConfigError(f"{source}: {format_path(here)}: no such list item (the list has {len(node)})")
+            node = node[part]
+        else:
+            if not isinstance(node.get(part), (dict, list)):
+                node[part] = {}
+            node = node[part]
+    last = parts[-1]
+    if isinstance(node, list):
+        if not isinstance(last, int) or last >= len(node):
+            raise ConfigError(f"{source}: {format_path(parts)}: no such list item (the list has {len(node)})")
+    node[last] = value
+    lines[tuple(parts)] = source
+    for sub in [p for p in lines if p[: len(parts)] == tuple(parts) and len(p) > len(parts)]:
+        lines[sub] = source
+
+
+def _clean_path(loc: tuple, data: Any) -> KeyPath:
+    """Drop pydantic's union tags from an error location, keeping real keys and indices."""
+    path: list = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and "type" in node:
+            continue  # the tag of a discriminated union (model type, optimizer type, ...)
+        else:
+            path.append(part)
+            node = None
+    return tuple(path)
+
+
+def _describe(error: dict) -> tuple[str, tuple]:
+    """One error's message (what was expected, what was received) and any extra path element."""
+    kind, ctx, received = error["type"], error.get("ctx") or {}, error.get("input")
+    if kind == "dlopt_field":
+        return ctx["message"], (ctx["key"],)
+    if kind == "missing":
+        return "required key is missing", ()
+    if kind == "union_tag_invalid":
+        tags = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
+        return f"unknown type {received.get('type')!r}{did_you_mean(received.get('type'), tags)}; expected one of: {', '.join(tags)}", ("type",)
+    if kind == "union_tag_not_found":
+        return f"a 'type' key is required", ()
+    if kind == "literal_error":
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        return f"expected one of {', '.join(choices)}, got {received!r}{did_you_mean(received, choices)}", ()
+    message = error["msg"]
+    message = re.sub(r"^(Value error, |Assertion failed, )", "", message)
+    message = re.sub(r"^Input should be ", "expected ", message)
+    if "got " not in message:
+        message += f", got {received!r}"
+    return message, ()
+
+
+def _where(path: KeyPath, lines: dict, fallback: str) -> str:
+    for cut in range(len(path), -1, -1):
+        if path[:cut] in lines:
+            return lines[path[:cut]]
+    return fallback
+
+
+def validate(data: dict, lines: dict, source: str) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        message, extra = _describe(first)
+        path = _clean_path(first["loc"], data) + extra
+        more = f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        raise ConfigError(f"{_where(path, lines, source)}: {format_path(path)}: {message}{more}") from None
+
+
+def load_config(path: str | Path, overrides: Iterable = ()) -> Config:
+    """The validated config from a YAML file, its `extends:` chain and `--set` overrides.
+
+    An override is 'key=value', or ('key=value', 'label for errors') for options like `--name`.
+    """
+    path = Path(path)
+    data, lines = read_file(path)
+    for option in overrides:
+        option, label = (option, None) if isinstance(option, str) else option
+        apply_override(data, lines, option, label)
+    config = validate(data, lines, str(path))
+    _resolve_paths(config, path.parent)
+    return config
+
+
+def _resolve_paths(config: Config, base: Path) -> None:
+    """Relative data paths and model modules are relative to the config file's folder."""
+    data = config.data
+    for key in ("path", "data_dir", "manual_dir"):
+        value = getattr(data, key)
+        if value and not Path(value).expanduser().is_absolute():
+            beside_config = (base / value).resolve()
+            from_cwd = Path(value).resolve()
+            use = from_cwd if (from_cwd.exists() and not beside_config.exists()) else beside_config
+            setattr(data, key, str(use))
+    module = config.model.module
+    if module and module.endswith(".py") and not Path(module).is_absolute():
+        candidate = (base / module).resolve()
+        config.model.module = str(candidate if candidate.exists() else Path(module).resolve())
+
+
+def dump_config(config: Config) -> str:
+    """The resolved config as YAML, in the schema's key order: what a run saves and `validate` prints."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, default_flow_style=None, width=100)

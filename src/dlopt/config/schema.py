@@ -1,0 +1,387 @@
+"""The config's types and defaults: one class per section, every field documented.
+
+No TensorFlow here: `dlopt validate` and `dlopt --help` must stay fast. The descriptions below are
+also the README's config reference (see `dlopt.config.reference`), so they are the documentation.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from ..registry import did_you_mean
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+ACTIVATIONS = ("relu", "gelu", "elu", "selu", "silu", "swish", "tanh", "sigmoid", "leaky_relu", "linear")
+Activation = Literal["relu", "gelu", "elu", "selu", "silu", "swish", "tanh", "sigmoid", "leaky_relu", "linear"]
+
+
+def field_error(key: str, message: str) -> PydanticCustomError:
+    """An error about one key of the section being validated; the loader adds the key to the path."""
+    return PydanticCustomError("dlopt_field", "{message}", {"key": key, "message": message})
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are errors, with a suggestion for misspelt ones."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            known = set(cls.model_fields)
+            for key in data:
+                if key not in known:
+                    hint = did_you_mean(key, known) or f" (expected one of: {', '.join(sorted(known))})"
+                    raise field_error(str(key), f"unknown key '{key}'{hint}")
+        return data
+
+
+# ----------------------------------------------------------------------------------------- data
+
+
+class Splits(Section):
+    """Which split feeds training, validation and the final test."""
+
+    train: str = Field("train", description="Training split; slicing such as `train[:90%]` or `train[:5000]` works for every source.")
+    val: Optional[str] = Field(
+        None,
+        description="Validation split. Unset: the dataset's `validation` split if it has one, otherwise the last `data.val_fraction` of `train` is carved off (and removed from training).",
+    )
+    test: Optional[str] = Field("test", description="Test split evaluated at the end of training; null to skip.")
+
+
+class Preprocess(Section):
+    """Preprocessing done inside the model, so a saved model takes raw inputs."""
+
+    rescale: Optional[float] = Field(None, description="Multiply inputs by this factor (e.g. 0.00392156862745098 = 1/255).")
+    standardize: Literal["none", "global", "per_channel"] = Field(
+        "none",
+        description="Subtract the mean and divide by the standard deviation, both computed on the training split only (after `rescale`): one value for all features, or one per channel (last axis).",
+    )
+
+
+class DataConfig(Section):
+    source: Literal["tfds", "idx", "npz"] = Field(
+        ...,
+        description="Where examples come from: `tfds` (a TensorFlow Datasets name), `idx` (a folder of MNIST-format IDX files, gzipped or not), `npz` (NumPy arrays x/y per split).",
+    )
+    name: Optional[str] = Field(None, description="TFDS dataset name, e.g. `mnist`, `fashion_mnist`, `cifar10` (source `tfds`).")
+    path: Optional[str] = Field(
+        None,
+        description="Source `idx`: the folder holding `<split>-images-idx3-ubyte[.gz]` and `<split>-labels-idx1-ubyte[.gz]` (`test` also finds `t10k-*`). Source `npz`: one `.npz` file with `x_<split>`/`y_<split>` arrays, or a folder of `<split>.npz` files with `x`/`y`. A relative path is looked up beside the config file first, then in the working directory.",
+    )
+    data_dir: Optional[str] = Field(None, description="TFDS data directory (default: TFDS's own, `~/tensorflow_datasets`).")
+    manual_dir: Optional[str] = Field(None, description="TFDS manual directory holding already-downloaded source files, for offline machines.")
+    splits: Splits = Field(default_factory=Splits, description="Split names (see `data.splits.*`).")
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(0.1, description="Fraction of `train` carved off for validation when `splits.val` is unset and the dataset has no validation split.")
+    batch_size: Union[PositiveInt, Literal["full"]] = Field(128, description="Examples per step; `full` uses the whole training split each step (full-batch gradient descent).")
+    shuffle_buffer: Optional[PositiveInt] = Field(None, description="Shuffle buffer size; unset shuffles over the whole training split.")
+    cache: bool = Field(True, description="Cache decoded examples in memory after the first epoch.")
+    task: Literal["auto", "classification", "regression"] = Field(
+        "auto", description="`auto`: integer labels mean classification, floating-point labels mean regression."
+    )
+    num_classes: Optional[PositiveInt] = Field(None, description="Number of classes; unset: from the dataset's metadata, or the largest training label + 1.")
+    preprocess: Preprocess = Field(default_factory=Preprocess, description="Preprocessing (see `data.preprocess.*`).")
+
+    @model_validator(mode="after")
+    def _source_needs_its_keys(self):
+        if self.source == "tfds" and not self.name:
+            raise field_error("name", "required when data.source is 'tfds' (a TFDS dataset name such as 'mnist')")
+        if self.source in ("idx", "npz") and not self.path:
+            raise field_error("path", f"required when data.source is '{self.source}' (a file or folder path)")
+        return self
+
+
+# ---------------------------------------------------------------------------------------- model
+
+
+class ModelBase(Section):
+    dropout: Fraction = Field(0.0, description="Dropout rate after each hidden dense layer (the `cnn` head, every `mlp` layer).")
+    batch_norm: bool = Field(False, description="Batch normalisation after each convolution / dense layer, before the activation.")
+    activation: Activation = Field("relu", description=f"Hidden-layer activation: {', '.join(ACTIVATIONS)}.")
+    l1: NonNegativeFloat = Field(0.0, description="L1 penalty on every kernel (weights) of conv and dense layers.")
+    l2: NonNegativeFloat = Field(0.0, description="L2 penalty on every kernel of conv and dense layers.")
+    module: Optional[str] = Field(
+        None,
+        description="A Python file (`models/mine.py`) or importable module (`mypkg.models`) that registers extra model builders with `@dlopt.models.register('name')`; imported before the model is built.",
+    )
+
+
+class ConvBlock(Section):
+    filters: PositiveInt = Field(..., description="Convolution filters.")
+    kernel_size: PositiveInt = Field(3, description="Square kernel size.")
+    strides: PositiveInt = Field(1, description="Convolution strides.")
+    padding: Literal["same", "valid"] = Field("same", description="Convolution padding.")
+    convs: PositiveInt = Field(1, description="Convolutions in the block before pooling.")
+    pool: Literal["max", "avg", "none"] = Field("max", description="Pooling after the block.")
+    pool_size: PositiveInt = Field(2, description="Pooling window and stride.")
+    dropout: Fraction = Field(0.0, description="Dropout after the block.")
+
+
+class CnnConfig(ModelBase):
+    """Convolutional network: conv blocks, then a dense head."""
+
+    type: Literal["cnn"] = Field("cnn", description="Model family from the registry: `cnn`, `mlp`, or a name your `model.module` registers.")
+    blocks: list[ConvBlock] = Field(
+        default_factory=lambda: [ConvBlock(filters=32), ConvBlock(filters=64)],
+        description="Conv blocks in order (`cnn`); each takes the keys `model.blocks[].*`.",
+    )
+    global_pool: Literal["flatten", "avg", "max"] = Field("flatten", description="How the last feature map becomes a vector (`cnn`).")
+    dense: list[PositiveInt] = Field(default_factory=lambda: [128], description="Units of the hidden dense layers of the head (`cnn`).")
+
+    @field_validator("blocks")
+    @classmethod
+    def _at_least_one_block(cls, blocks):
+        if not blocks:
+            raise ValueError("expected at least one conv block")
+        return blocks
+
+
+class MlpConfig(ModelBase):
+    """Multi-layer perceptron: flatten, then dense layers."""
+
+    type: Literal["mlp"] = "mlp"
+    layers: list[PositiveInt] = Field(default_factory=lambda: [256, 128], description="Units of each hidden dense layer (`mlp`).")
+
+
+class CustomModelConfig(ModelBase):
+    """A model registered by the user's module; its extra keys go to the builder as they are."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+    @classmethod
+    def _reject_unknown_keys(cls, data):  # every key is the builder's to judge
+        return data
+
+    @model_validator(mode="after")
+    def _needs_module(self):
+        if not self.module:
+            hint = did_you_mean(self.type, BUILTIN_MODELS)
+            raise field_error(
+                "type",
+                f"unknown model '{self.type}'{hint}; built in: {', '.join(BUILTIN_MODELS)} "
+                "(set model.module or pass --module to register your own)",
+            )
+        return self
+
+
+BUILTIN_MODELS = {"cnn": CnnConfig, "mlp": MlpConfig}
+
+
+def _model_tag(data: Any) -> str:
+    kind = data.get("type", "cnn") if isinstance(data, dict) else getattr(data, "type", "cnn")
+    return kind if kind in BUILTIN_MODELS else "custom"
+
+
+ModelConfig = Annotated[
+    Union[
+        Annotated[CnnConfig, Tag("cnn")],
+        Annotated[MlpConfig, Tag("mlp")],
+        Annotated[CustomModelConfig, Tag("custom")],
+    ],
+    Discriminator(_model_tag),
+]
+
+
+# ------------------------------------------------------------------------------------ optimizer
+
+
+class OptimizerBase(Section):
+    learning_rate: PositiveFloat = Field(1e-3, description="Base learning rate (the peak, when a schedule warms up or decays).")
+    clipnorm: Optional[PositiveFloat] = Field(None, description="Clip each gradient to this L2 norm.")
+    clipvalue: Optional[PositiveFloat] = Field(None, description="Clip each gradient element to [-clipvalue, clipvalue].")
+    global_clipnorm: Optional[PositiveFloat] = Field(None, description="Clip all gradients together to this global L2 norm.")
+    weight_decay: Optional[NonNegativeFloat] = Field(None, description="Decoupled weight decay (AdamW default 0.004; unset elsewhere means none).")
+
+    @model_validator(mode="after")
+    def _one_clipping(self):
+        if self.clipnorm and self.global_clipnorm:
+            raise field_error("global_clipnorm", "use either clipnorm or global_clipnorm, not both")
+        return self
+
+
+class Sgd(OptimizerBase):
+    """Stochastic gradient descent (with `batch_size: full`, plain gradient descent)."""
+
+    type: Literal["sgd"] = Field(..., description="Optimizer: `sgd`, `adagrad`, `rmsprop`, `adam`, `adamw`.")
+    learning_rate: PositiveFloat = 0.01
+    momentum: Annotated[float, Field(ge=0, lt=1)] = Field(0.0, description="Momentum (`sgd`, `rmsprop`).")
+    nesterov: bool = Field(False, description="Nesterov momentum (`sgd`).")
+
+
+class Adagrad(OptimizerBase):
+    type: Literal["adagrad"]
+    initial_accumulator_value: NonNegativeFloat = Field(0.1, description="Starting value of the squared-gradient accumulators (`adagrad`).")
+    epsilon: PositiveFloat = Field(1e-7, description="Numerical-stability constant (`adagrad`, `rmsprop`, `adam`, `adamw`).")
+
+
+class Rmsprop(OptimizerBase):
+    type: Literal["rmsprop"]
+    rho: Fraction = Field(0.9, description="Discount of the squared-gradient average (`rmsprop`).")
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    epsilon: PositiveFloat = 1e-7
+    centered: bool = Field(False, description="Normalise by the gradient's estimated variance (`rmsprop`).")
+
+
+class Adam(OptimizerBase):
+    type: Literal["adam"]
+    beta_1: Fraction = Field(0.9, description="First-moment decay (`adam`, `adamw`).")
+    beta_2: Fraction = Field(0.999, description="Second-moment decay (`adam`, `adamw`).")
+    epsilon: PositiveFloat = 1e-7
+    amsgrad: bool = Field(False, description="Use the AMSGrad variant (`adam`, `adamw`).")
+
+
+class AdamW(Adam):
+    type: Literal["adamw"]
+    weight_decay: Optional[NonNegativeFloat] = 0.004
+
+
+OptimizerConfig = Annotated[Union[Sgd, Adagrad, Rmsprop, Adam, AdamW], Field(discriminator="type")]
+
+
+# ------------------------------------------------------------------------------------- schedule
+
+
+class ScheduleBase(Section):
+    warmup_epochs: NonNegativeFloat = Field(0.0, description="Linear warm-up from `warmup_start` to the base learning rate over this many epochs (fractions allowed), before any schedule.")
+    warmup_start: NonNegativeFloat = Field(0.0, description="Learning rate at the first warm-up step.")
+
+
+class Constant(ScheduleBase):
+    type: Literal["constant"] = Field(..., description="Schedule: `constant`, `exponential`, `step`, `cosine`, `plateau`.")
+
+
+class Exponential(ScheduleBase):
+    type: Literal["exponential"]
+    decay_rate: Annotated[float, Field(gt=0, lt=1)] = Field(0.9, description="Multiply the rate by this every `decay_epochs` (`exponential`).")
+    decay_epochs: PositiveFloat = Field(1.0, description="Epochs per decay period (`exponential`); for `cosine`, the length of the decay (unset: the rest of training; with restarts, the first period).")
+    staircase: bool = Field(False, description="Decay in steps at whole periods instead of smoothly (`exponential`).")
+
+
+class Step(ScheduleBase):
+    """Piecewise-constant: the rate changes at the given epochs."""
+
+    type: Literal["step"]
+    boundaries: list[PositiveFloat] = Field(..., description="Epochs at which the rate changes (`step`), increasing.")
+    values: Optional[list[PositiveFloat]] = Field(None, description="Rates for each piece, one more than `boundaries` (`step`); unset: base rate times `factor` per boundary.")
+    factor: Annotated[float, Field(gt=0)] = Field(0.1, description="Multiplier at each boundary when `values` is unset (`step`); for `plateau`, the reduction factor.")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if any(b >= a for b, a in zip(self.boundaries, self.boundaries[1:])) or not self.boundaries:
+            raise field_error("boundaries", f"expected a non-empty increasing list of epochs, got {self.boundaries}")
+        if self.values is not None and len(self.values) != len(self.boundaries) + 1:
+            raise field_error("values", f"expected {len(self.boundaries) + 1} values (one more than boundaries), got {len(self.values)}")
+        return self
+
+
+class Cosine(ScheduleBase):
+    type: Literal["cosine"]
+    decay_epochs: Optional[PositiveFloat] = None
+    alpha: Fraction = Field(0.0, description="Final rate as a fraction of the base rate (`cosine`).")
+    restarts: bool = Field(False, description="Warm restarts (SGDR) (`cosine`).")
+    t_mul: PositiveFloat = Field(2.0, description="Each restart period is this many times longer (`cosine` with restarts).")
+    m_mul: PositiveFloat = Field(1.0, description="Each restart starts at this fraction of the previous peak (`cosine` with restarts).")
+
+
+class Plateau(ScheduleBase):
+    """Reduce the rate when a monitored metric stops improving (Keras ReduceLROnPlateau)."""
+
+    type: Literal["plateau"]
+    monitor: str = Field("val_loss", description="Metric watched (`plateau`).")
+    factor: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    patience: Annotated[int, Field(ge=0)] = Field(3, description="Epochs without improvement before reducing (`plateau`).")
+    min_delta: NonNegativeFloat = Field(1e-4, description="Smallest change that counts as improvement (`plateau`).")
+    min_lr: NonNegativeFloat = Field(0.0, description="Lower bound on the rate (`plateau`).")
+    cooldown: Annotated[int, Field(ge=0)] = Field(0, description="Epochs to wait after a reduction (`plateau`).")
+
+
+ScheduleConfig = Annotated[Union[Constant, Exponential, Step, Cosine, Plateau], Field(discriminator="type")]
+
+
+# ---------------------------------------------------------------------------------------- train
+
+LOSSES = (
+    "auto",
+    "sparse_categorical_crossentropy",
+    "categorical_crossentropy",
+    "binary_crossentropy",
+    "mse",
+    "mae",
+    "huber",
+)
+METRICS = ("accuracy", "top_k_accuracy", "precision", "recall", "macro_f1", "auc", "mae", "mse", "rmse")
+Metric = Literal["accuracy", "top_k_accuracy", "precision", "recall", "macro_f1", "auc", "mae", "mse", "rmse"]
+
+
+class EarlyStopping(Section):
+    monitor: str = Field("val_loss", description="Metric watched by early stopping.")
+    patience: Annotated[int, Field(ge=0)] = Field(5, description="Epochs without improvement before stopping.")
+    min_delta: NonNegativeFloat = Field(0.0, description="Smallest change that counts as improvement.")
+    mode: Literal["auto", "min", "max"] = Field("auto", description="Whether the metric should go down or up (`auto`: from its name).")
+    restore_best_weights: bool = Field(True, description="End training with the weights of the best epoch.")
+
+
+class TrainConfig(Section):
+    epochs: PositiveInt = Field(10, description="Training epochs.")
+    loss: Literal[LOSSES] = Field(
+        "auto",
+        description="Loss: `sparse_categorical_crossentropy`, `categorical_crossentropy`, `binary_crossentropy`, `mse`, `mae`, `huber`; `auto` picks sparse categorical cross-entropy for classification and MSE for regression.",
+    )
+    label_smoothing: Fraction = Field(0.0, description="Label smoothing for cross-entropy losses.")
+    huber_delta: PositiveFloat = Field(1.0, description="Delta of the Huber loss.")
+    metrics: Optional[list[Metric]] = Field(
+        None,
+        description=f"Metrics, from: {', '.join(METRICS)}. `macro_f1`, `precision`, `recall` and `auc` are computed on one-hot labels (precision/recall at threshold 0.5, micro-averaged). Unset: `[accuracy]` for classification, `[mae, rmse]` for regression.",
+    )
+    top_k: PositiveInt = Field(5, description="k of `top_k_accuracy`.")
+    early_stopping: Optional[EarlyStopping] = Field(None, description="Early stopping (see `train.early_stopping.*`); unset: off.")
+    steps_per_execution: PositiveInt = Field(1, description="Training steps run per call into the TensorFlow graph.")
+    progress: Literal["auto", "bar", "lines", "none"] = Field("auto", description="`auto`: a progress bar on a terminal, one line per epoch otherwise.")
+
+
+class CheckpointConfig(Section):
+    monitor: str = Field("val_loss", description="Metric that picks `checkpoints/best.keras`.")
+    mode: Literal["auto", "min", "max"] = Field("auto", description="Whether `monitor` should go down or up (`auto`: from its name).")
+    evaluate: Literal["best", "last"] = Field("best", description="Which weights the final test evaluation uses.")
+
+
+# ----------------------------------------------------------------------------------------- root
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class Config(Section):
+    name: str = Field("run", description="Run name: the run folder is `runs/<name>-<timestamp>`. Letters, digits, `_`, `-`, `.`.")
+    seed: int = Field(42, description="Seeds Python, NumPy and TensorFlow.")
+    data: DataConfig = Field(..., description="Where the examples come from and how they are batched.")
+    model: ModelConfig = Field(..., description="Which model to build and its hyper-parameters.")
+    optimizer: OptimizerConfig = Field(default_factory=lambda: Adam(type="adam"), description="Optimizer and its hyper-parameters.")
+    schedule: ScheduleConfig = Field(default_factory=lambda: Constant(type="constant"), description="Learning-rate schedule.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Loss, metrics and the training loop.")
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig, description="Which checkpoint is `best`.")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        if not NAME_PATTERN.match(name) or ".." in name:
+            raise ValueError(f"expected letters, digits, '_', '-' or '.' (no path separators), got {name!r}")
+        return name

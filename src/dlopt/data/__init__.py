@@ -1,0 +1,185 @@
+"""Data: read the configured source, carve splits, and return batched tf.data pipelines.
+
+`build(config)` returns a `Data`: one pipeline per role (train, val, test) plus what the model needs
+to know about the data (input shape, task, classes, training statistics for standardisation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config.schema import Config
+from ..errors import ConfigError, RunFailed
+from ..objectives import label_format
+from . import idx, npz, tfds_source
+from .pipeline import batched, feature_statistics
+from .splits import slice_bounds
+
+ROLES = ("train", "val", "test")
+
+
+@dataclass
+class Split:
+    """One role's examples before batching: in-memory arrays, or an unbatched tf.data dataset."""
+
+    count: int
+    arrays: tuple[np.ndarray, np.ndarray] | None = None
+    dataset: Any = None
+
+
+@dataclass
+class Data:
+    pipelines: dict[str, Any]  # role -> batched tf.data.Dataset of (x, y)
+    counts: dict[str, int]  # role -> examples
+    input_shape: tuple
+    task: str  # classification | regression
+    num_classes: int | None
+    target_shape: tuple  # per-example regression target shape, () for a scalar
+    label_format: str  # sparse | onehot | binary | value
+    batch_size: int
+    steps_per_epoch: int
+    mean: np.ndarray | None = None  # training-split statistics after rescale, for standardize
+    variance: np.ndarray | None = None
+    split_names: dict[str, str] = field(default_factory=dict)  # role -> the split string read
+
+
+def preflight(config: Config) -> None:
+    """Cheap checks that would otherwise fail after the run folder exists: config errors, exit 2."""
+    data = config.data
+    if data.source in ("idx", "npz") and not Path(data.path).exists():
+        raise ConfigError(f"data.path: no such file or folder: {data.path}")
+    if data.source == "tfds":
+        tfds_source.get_builder(data.name, data.data_dir)
+
+
+def _array_splits(config: Config, roles) -> tuple[dict[str, Split], dict[str, str]]:
+    data = config.data
+    path = Path(data.path)
+    module = idx if data.source == "idx" else npz
+    cache: dict[str, tuple] = {}
+
+    def read(split: str) -> tuple[np.ndarray, np.ndarray]:
+        base = split.split("[")[0].strip()
+        if base not in cache:
+            cache[base] = module.load_split(path, base)
+        x, y = cache[base]
+        _, start, stop = slice_bounds(split, len(x))
+        return x[start:stop], y[start:stop]
+
+    names = {"train": data.splits.train, "val": data.splits.val, "test": data.splits.test}
+    arrays = {}
+    if names["val"] is None:
+        present = module.available_splits(path)
+        names["val"] = next((s for s in ("validation", "val") if s in present), None)
+        if names["val"] is None:  # carve the end of the training split off for validation
+            x, y = read(names["train"])
+            carve = max(1, round(len(x) * data.val_fraction))
+            arrays["train"], arrays["val"] = (x[:-carve], y[:-carve]), (x[-carve:], y[-carve:])
+            names["val"] = f"last {carve} of {names['train']}"
+    splits = {}
+    for role in roles:
+        if names[role] is None:
+            continue
+        x, y = arrays[role] if role in arrays else read(names[role])
+        if len(x) == 0:
+            raise ConfigError(f"data.splits.{role}: split '{names[role]}' is empty")
+        splits[role] = Split(count=len(x), arrays=(x, y))
+    return splits, names
+
+
+def _tfds_splits(config: Config, roles) -> tuple[dict[str, Split], dict[str, str], Any]:
+    data = config.data
+    builder = tfds_source.get_builder(data.name, data.data_dir)
+    tfds_source.prepare(builder, data.data_dir, data.manual_dir)
+    train, val = tfds_source.resolve_splits(builder, data.splits.train, data.splits.val, data.val_fraction)
+    names = {"train": train, "val": val, "test": data.splits.test}
+    splits = {}
+    for role in roles:
+        if names[role] is not None:
+            dataset, count = tfds_source.load(builder, names[role])
+            splits[role] = Split(count=count, dataset=dataset)
+    return splits, names, builder
+
+
+def _labels_of(split: Split) -> np.ndarray:
+    if split.arrays is not None:
+        return split.arrays[1]
+    return np.concatenate([y for _, y in split.dataset.batch(4096).as_numpy_iterator()])
+
+
+def _task_and_classes(config: Config, train: Split, metadata_classes: int | None):
+    data = config.data
+    if train.arrays is None and metadata_classes and data.task != "regression":
+        return "classification", data.num_classes or metadata_classes, ()  # TFDS ClassLabel: no scan
+    labels = _labels_of(train)
+    task = data.task
+    if task == "auto":
+        task = "classification" if np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool else "regression"
+    if task == "regression":
+        return task, None, tuple(labels.shape[1:])
+    if labels.ndim > 1 and labels.shape[1:] != (1,):
+        raise RunFailed(f"data: classification labels must be class ids, one per example; got shape {labels.shape[1:]} per example")
+    classes = data.num_classes or metadata_classes or int(labels.max()) + 1
+    if labels.min() < 0 or labels.max() >= classes:
+        raise RunFailed(f"data: labels run from {labels.min()} to {labels.max()}, outside 0..{classes - 1} (data.num_classes)")
+    return task, classes, ()
+
+
+def build(config: Config, roles=ROLES, with_statistics: bool = True) -> Data:
+    """Read the data for `roles` and return batched pipelines; statistics come from train only."""
+    data = config.data
+    metadata_classes = None
+    wanted = tuple(dict.fromkeys(("train",) + tuple(roles)))  # train decides task and statistics
+    if data.source == "tfds":
+        splits, names, builder = _tfds_splits(config, wanted)
+        metadata_classes = tfds_source.num_classes(builder)
+    else:
+        splits, names = _array_splits(config, wanted)
+    train = splits["train"]
+    task, num_classes, target_shape = _task_and_classes(config, train, metadata_classes)
+    fmt = label_format(config.train, task, num_classes)
+
+    if train.arrays is not None:
+        input_shape = tuple(train.arrays[0].shape[1:])
+    else:
+        input_shape = tuple(train.dataset.element_spec[0].shape)
+        if None in input_shape:
+            raise RunFailed(f"data: inputs of varying shape {input_shape} are not supported for this model; resize them first")
+
+    mean = variance = None
+    if with_statistics and data.preprocess.standardize != "none":
+        mean, variance = feature_statistics(train, data.preprocess.rescale or 1.0, per_channel=data.preprocess.standardize == "per_channel")
+
+    batch_size = train.count if data.batch_size == "full" else data.batch_size
+    pipelines = {}
+    for role in roles:
+        if role in splits:
+            pipelines[role] = batched(
+                splits[role],
+                batch_size=batch_size if role == "train" else min(batch_size, 1024),
+                training=role == "train",
+                label_format=fmt,
+                num_classes=num_classes,
+                shuffle_buffer=data.shuffle_buffer,
+                cache=data.cache,
+                seed=config.seed,
+            )
+    return Data(
+        pipelines=pipelines,
+        counts={role: splits[role].count for role in roles if role in splits},
+        input_shape=input_shape,
+        task=task,
+        num_classes=num_classes,
+        target_shape=target_shape,
+        label_format=fmt,
+        batch_size=batch_size,
+        steps_per_epoch=math.ceil(train.count / batch_size),
+        mean=mean,
+        variance=variance,
+        split_names={role: names[role] for role in roles if names.get(role)},
+    )

@@ -1,0 +1,94 @@
+"""TensorFlow Datasets: any registered name, TFDS split strings, local data_dir/manual_dir."""
+
+from __future__ import annotations
+
+import socket
+
+from ..errors import ConfigError, RunFailed
+from ..registry import did_you_mean
+from .splits import has_slice, slice_bounds
+
+# Where most TFDS datasets download from; if its name does not even resolve, we are offline.
+_PROBE_HOST = "storage.googleapis.com"
+
+
+def _offline() -> bool:
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(3)
+    try:
+        socket.getaddrinfo(_PROBE_HOST, 443)
+        return False
+    except OSError:
+        return True
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _how_to_supply(name: str, data_dir: str | None) -> str:
+    return (
+        f"supply it locally: on a connected machine run `tfds build {name} --data_dir DIR` and copy DIR "
+        f"here as data.data_dir (now {data_dir or '~/tensorflow_datasets'}), put the source files in "
+        "data.manual_dir, or use data.source: idx / npz with files you have"
+    )
+
+
+def get_builder(name: str, data_dir: str | None):
+    """The TFDS builder, or a config error naming close dataset names."""
+    import tensorflow_datasets as tfds
+
+    try:
+        return tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise ConfigError(
+            f"data.name: unknown TFDS dataset '{name}'{did_you_mean(name, tfds.list_builders())}"
+        ) from None
+
+
+def prepare(builder, data_dir: str | None, manual_dir: str | None) -> None:
+    """Download and prepare the dataset unless it already is; one clear line when that cannot be."""
+    import tensorflow_datasets as tfds
+
+    if builder.is_prepared():
+        return
+    name = builder.info.name
+    if manual_dir is None and _offline():
+        raise RunFailed(f"data.name: TFDS cannot download '{name}' (no network); {_how_to_supply(name, data_dir)}")
+    try:
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    except Exception as exc:  # TFDS raises many kinds: network, checksum, missing manual files
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise RunFailed(f"data.name: TFDS could not prepare '{name}': {reason}; {_how_to_supply(name, data_dir)}") from None
+
+
+def resolve_splits(builder, train: str, val: str | None, val_fraction: float) -> tuple[str, str]:
+    """The TFDS split strings for training and validation, carving validation off train if needed."""
+    available = set(builder.info.splits.keys())
+    if val is not None:
+        return train, val
+    for candidate in ("validation", "val"):
+        if candidate in available:
+            return train, candidate
+    base, start, stop = slice_bounds(train, builder.info.splits[train.split("[")[0]].num_examples)
+    carve = max(1, round((stop - start) * val_fraction))
+    return f"{base}[{start}:{stop - carve}]", f"{base}[{stop - carve}:{stop}]"
+
+
+def load(builder, split: str):
+    """(unbatched (x, y) dataset, number of examples) for one split string."""
+    base = split.split("[")[0].strip()
+    available = sorted(builder.info.splits.keys())
+    if base not in available:
+        raise ConfigError(f"data.splits: TFDS dataset '{builder.info.name}' has no split '{base}'{did_you_mean(base, available)}; it has: {', '.join(available)}")
+    if builder.info.supervised_keys is None:
+        raise RunFailed(f"data.name: TFDS dataset '{builder.info.name}' has no (input, label) pairs (supervised_keys)")
+    count = builder.info.splits[split].num_examples if has_slice(split) else builder.info.splits[base].num_examples
+    dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+    return dataset, count
+
+
+def num_classes(builder) -> int | None:
+    import tensorflow_datasets as tfds
+
+    _, label_key = builder.info.supervised_keys[:2]
+    feature = builder.info.features[label_key] if isinstance(label_key, str) else None
+    return feature.num_classes if isinstance(feature, tfds.features.ClassLabel) else None

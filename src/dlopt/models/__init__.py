@@ -1,0 +1,136 @@
+"""Models from a registry: `register('name')` a builder(model_config, input_spec, output_spec).
+
+A builder returns a keras.Model mapping inputs of `input_spec.shape` (already rescaled and
+standardised) to outputs that `output_spec` describes; `output_head` builds the usual final layer.
+Built-in families live one per module (cnn.py, mlp.py); users register theirs from `model.module`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..registry import Registry
+
+MODELS: Registry = Registry("model")
+register = MODELS.register
+_imported: dict[str, object] = {}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    shape: tuple
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    task: str  # classification | regression
+    units: int
+    activation: str  # softmax | sigmoid | linear
+    shape: tuple  # per-example output shape
+
+
+def output_spec_for(data) -> OutputSpec:
+    if data.task == "regression":
+        shape = data.target_shape
+        units = 1
+        for dim in shape:
+            units *= dim
+        return OutputSpec("regression", units, "linear", shape)
+    if data.label_format == "binary":
+        return OutputSpec("classification", 1, "sigmoid", (1,))
+    return OutputSpec("classification", data.num_classes, "softmax", (data.num_classes,))
+
+
+def output_head(x, spec: OutputSpec, kernel_regularizer=None):
+    """The final layer for the task: softmax classes, a sigmoid unit, or linear values."""
+    import keras
+
+    outputs = keras.layers.Dense(spec.units, activation=spec.activation, kernel_regularizer=kernel_regularizer, name="head")(x)
+    if spec.task == "regression" and len(spec.shape) > 1:
+        outputs = keras.layers.Reshape(spec.shape)(outputs)
+    return outputs
+
+
+def dense_stack(x, units_list, model_config, regularizer, prefix: str):
+    """Dense -> [batch norm] -> activation -> [dropout], per hidden layer."""
+    import keras
+
+    layers = keras.layers
+    for i, units in enumerate(units_list):
+        x = layers.Dense(units, use_bias=not model_config.batch_norm, kernel_regularizer=regularizer, name=f"{prefix}{i}")(x)
+        if model_config.batch_norm:
+            x = layers.BatchNormalization(name=f"{prefix}{i}_bn")(x)
+        x = layers.Activation(model_config.activation, name=f"{prefix}{i}_act")(x)
+        if model_config.dropout:
+            x = layers.Dropout(model_config.dropout, name=f"{prefix}{i}_dropout")(x)
+    return x
+
+
+def kernel_regularizer(model_config):
+    import keras
+
+    if model_config.l1 or model_config.l2:
+        return keras.regularizers.L1L2(l1=model_config.l1, l2=model_config.l2)
+    return None
+
+
+def import_user_module(module: str | None) -> None:
+    """Import the user's module so its `@register` calls run; each module once per process."""
+    if not module or module in _imported:
+        return
+    try:
+        if module.endswith(".py"):
+            path = Path(module)
+            if not path.exists():
+                raise ConfigError(f"model.module: no such file: {module}")
+            spec = importlib.util.spec_from_file_location(f"dlopt_user_{path.stem}", path)
+            loaded = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = loaded
+            spec.loader.exec_module(loaded)
+        else:
+            loaded = importlib.import_module(module)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"model.module: cannot import {module!r}: {type(exc).__name__}: {exc}") from None
+    _imported[module] = loaded
+
+
+def _register_builtins() -> None:
+    from . import cnn, mlp  # noqa: F401  (importing registers them)
+
+
+def check_model_type(model_config) -> None:
+    """Config error (exit 2) unless the model type is registered, importing the user module first."""
+    _register_builtins()
+    import_user_module(model_config.module)
+    try:
+        MODELS.get(model_config.type)
+    except KeyError as exc:
+        raise ConfigError(f"model.type: {exc.args[0]}") from None
+
+
+def build(config, data):
+    """The full model: raw inputs -> rescale/standardise -> the registered family's network."""
+    import keras
+
+    check_model_type(config.model)
+    builder = MODELS.get(config.model.type)
+    inputs = keras.Input(shape=data.input_shape, name="inputs")
+    x = inputs
+    pre = config.data.preprocess
+    if pre.rescale is not None:
+        x = keras.layers.Rescaling(pre.rescale, name="rescale")(x)
+    if pre.standardize != "none":
+        axis = -1 if pre.standardize == "per_channel" else None
+        mean, variance = (data.mean, data.variance) if axis == -1 else (data.mean[0], data.variance[0])
+        x = keras.layers.Normalization(axis=axis, mean=mean, variance=variance, name="standardize")(x)
+    body = builder(config.model, InputSpec(tuple(data.input_shape)), output_spec_for(data))
+    if not isinstance(body, keras.Model):
+        raise ConfigError(f"model.type: builder '{config.model.type}' returned {type(body).__name__}, expected a keras.Model")
+    return keras.Model(inputs, body(x), name=config.name)

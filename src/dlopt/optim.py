@@ -1,0 +1,117 @@
+"""Optimizers and learning-rate schedules from the config, on keras.optimizers(.schedules).
+
+Schedules are written in epochs in the config and turned into steps here. Warm-up runs first;
+the configured schedule starts when it ends.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from .config.schema import Config
+
+OPTIMIZERS = {
+    "sgd": (keras.optimizers.SGD, ("momentum", "nesterov")),
+    "adagrad": (keras.optimizers.Adagrad, ("initial_accumulator_value", "epsilon")),
+    "rmsprop": (keras.optimizers.RMSprop, ("rho", "momentum", "epsilon", "centered")),
+    "adam": (keras.optimizers.Adam, ("beta_1", "beta_2", "epsilon", "amsgrad")),
+    "adamw": (keras.optimizers.AdamW, ("beta_1", "beta_2", "epsilon", "amsgrad")),
+}
+
+
+@keras.saving.register_keras_serializable(package="dlopt")
+class Warmup(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from `start` to `target` over `warmup_steps`, then `after` (or constant `target`)."""
+
+    def __init__(self, warmup_steps: int, start: float, target: float, after=None):
+        self.warmup_steps = int(warmup_steps)
+        self.start = float(start)
+        self.target = float(target)
+        self.after = after
+
+    def __call__(self, step):
+        ops = keras.ops
+        step = ops.cast(step, "float32")
+        warm = self.start + (self.target - self.start) * step / max(self.warmup_steps, 1)
+        rest = self.after(ops.maximum(step - self.warmup_steps, 0.0)) if self.after is not None else self.target
+        return ops.where(step < self.warmup_steps, warm, ops.cast(rest, "float32"))
+
+    def get_config(self):
+        after = keras.optimizers.schedules.serialize(self.after) if self.after is not None else None
+        return {"warmup_steps": self.warmup_steps, "start": self.start, "target": self.target, "after": after}
+
+    @classmethod
+    def from_config(cls, config):
+        after = config.get("after")
+        config = {**config, "after": keras.optimizers.schedules.deserialize(after) if after else None}
+        return cls(**config)
+
+
+def build_schedule(config: Config, steps_per_epoch: int):
+    """A float or a LearningRateSchedule; for `plateau`, a float the plateau callback lowers."""
+    s = config.schedule
+    base = config.optimizer.learning_rate
+    warmup_steps = round(s.warmup_epochs * steps_per_epoch)
+    remaining = max(config.train.epochs * steps_per_epoch - warmup_steps, 1)
+    sched = keras.optimizers.schedules
+    if s.type in ("constant", "plateau"):
+        after = None
+    elif s.type == "exponential":
+        after = sched.ExponentialDecay(base, max(round(s.decay_epochs * steps_per_epoch), 1), s.decay_rate, staircase=s.staircase)
+    elif s.type == "step":
+        values = s.values or [base * s.factor**i for i in range(len(s.boundaries) + 1)]
+        after = sched.PiecewiseConstantDecay([round(b * steps_per_epoch) for b in s.boundaries], values)
+    elif s.type == "cosine":
+        decay_steps = round(s.decay_epochs * steps_per_epoch) if s.decay_epochs else remaining
+        if s.restarts:
+            after = sched.CosineDecayRestarts(base, max(decay_steps, 1), t_mul=s.t_mul, m_mul=s.m_mul, alpha=s.alpha)
+        else:
+            after = sched.CosineDecay(base, max(decay_steps, 1), alpha=s.alpha)
+    else:  # pragma: no cover - the schema allows no other type
+        raise ValueError(s.type)
+    # plateau warms up through WarmupCallback: ReduceLROnPlateau needs a plain float rate
+    if warmup_steps and s.type != "plateau":
+        return Warmup(warmup_steps, s.warmup_start, base, after)
+    return after if after is not None else base
+
+
+def build_optimizer(config: Config, steps_per_epoch: int):
+    o = config.optimizer
+    cls, own_keys = OPTIMIZERS[o.type]
+    kwargs = {key: getattr(o, key) for key in own_keys}
+    for key in ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay"):
+        if getattr(o, key) is not None:
+            kwargs[key] = getattr(o, key)
+    return cls(learning_rate=build_schedule(config, steps_per_epoch), **kwargs)
+
+
+class WarmupCallback(keras.callbacks.Callback):
+    """Linear warm-up for a plain-float learning rate (used with the plateau schedule)."""
+
+    def __init__(self, warmup_steps: int, start: float, target: float):
+        super().__init__()
+        self.warmup_steps, self.start, self.target = warmup_steps, start, target
+        self.step = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.step <= self.warmup_steps:
+            fraction = min(self.step / max(self.warmup_steps, 1), 1.0)
+            self.model.optimizer.learning_rate = self.start + (self.target - self.start) * fraction
+        self.step += 1
+
+
+def schedule_callbacks(config: Config, steps_per_epoch: int) -> list:
+    """Callbacks the schedule needs: reduce-on-plateau and its warm-up."""
+    s = config.schedule
+    if s.type != "plateau":
+        return []
+    callbacks = []
+    warmup_steps = round(s.warmup_epochs * steps_per_epoch)
+    if warmup_steps:
+        callbacks.append(WarmupCallback(warmup_steps, s.warmup_start, config.optimizer.learning_rate))
+    callbacks.append(
+        keras.callbacks.ReduceLROnPlateau(
+            monitor=s.monitor, factor=s.factor, patience=s.patience, min_delta=s.min_delta, min_lr=s.min_lr, cooldown=s.cooldown
+        )
+    )
+    return callbacks

@@ -1,0 +1,110 @@
+"""The run directory: unique creation, atomic writes, and run.json's status record.
+
+Parallel launches never share a folder: each run claims its own with an atomic mkdir. Files other
+processes read (run.json, summary.json, metrics.csv, eval/*.json) are written to a temporary name
+in the same folder and renamed into place, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import socket
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from . import __version__
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, default=_jsonable) + "\n")
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def create(runs_dir: Path, name: str) -> Path:
+    """Claim a new `runs_dir/<name>-<timestamp>[-N]` folder; never reuse an existing one."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 100_000):
+        candidate = runs_dir / (f"{name}-{stamp}" if n == 1 else f"{name}-{stamp}-{n}")
+        try:
+            candidate.mkdir()  # atomic: exactly one process wins each name
+            return candidate
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"cannot create a run folder for {name} in {runs_dir}")
+
+
+def remove(run_dir: Path) -> None:
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def versions() -> dict:
+    import keras
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__, "dlopt": __version__}
+
+
+class RunRecord:
+    """run.json: status (running|completed|failed|interrupted), times, command, seed, versions, host."""
+
+    def __init__(self, run_dir: Path, seed: int, command: list[str]):
+        self.path = run_dir / "run.json"
+        self.started = time.time()
+        self.data = {
+            "status": "running",
+            "run_dir": str(run_dir),
+            "started": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "finished": None,
+            "duration_seconds": None,
+            "command": " ".join(command),
+            "seed": seed,
+            "versions": versions(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "error": None,
+        }
+        self.save()
+
+    def save(self) -> None:
+        write_json(self.path, self.data)
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        self.data.update(
+            status=status,
+            error=error,
+            finished=datetime.now().astimezone().isoformat(timespec="seconds"),
+            duration_seconds=round(time.time() - self.started, 3),
+        )
+        self.save()
+
+
+def read_json(path: Path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def command_line() -> list[str]:
+    return [Path(sys.argv[0]).name] + sys.argv[1:]

@@ -1,0 +1,180 @@
+"""The runner: from a validated config to a finished run directory, top to bottom.
+
+config -> run folder -> data -> model -> optimizer -> fit (callbacks write into the run) ->
+test evaluation -> summary.json, plots, run.json `completed`.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import signal
+import time
+import traceback
+from pathlib import Path
+
+from . import data as data_module
+from . import models, report, runs
+from .config import Config, dump_config
+from .errors import ConfigError, DloptError, RunFailed
+from .registry import did_you_mean
+
+
+class Interrupted(DloptError):
+    exit_code = 130
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def preflight(config: Config) -> None:
+    """Everything checkable before a run folder exists; failures are config errors (exit 2)."""
+    data_module.preflight(config)
+    models.check_model_type(config.model)
+
+
+def _check_monitors(config: Config, data) -> None:
+    """A misspelt monitor would silently never save a best checkpoint: refuse it up front."""
+    from .objectives import resolve_metrics
+
+    names = ["loss"] + resolve_metrics(config.train, data.task)
+    known = set(names) | {f"val_{n}" for n in names} | {"learning_rate"}
+    watched = {"checkpoint.monitor": config.checkpoint.monitor}
+    if config.train.early_stopping:
+        watched["train.early_stopping.monitor"] = config.train.early_stopping.monitor
+    if config.schedule.type == "plateau":
+        watched["schedule.monitor"] = config.schedule.monitor
+    for key, name in watched.items():
+        if name not in known:
+            raise ConfigError(f"{key}: '{name}' is not logged{did_you_mean(name, known)}; logged: {', '.join(sorted(known))}")
+
+
+def _compile(config: Config, model, data, optimizer) -> None:
+    from .objectives import build_loss, build_metrics
+
+    model.compile(
+        optimizer=optimizer,
+        loss=build_loss(config.train, data.task, data.label_format),
+        metrics=build_metrics(config.train, data.task, data.label_format),
+        steps_per_execution=config.train.steps_per_execution,
+    )
+
+
+def _callbacks(config: Config, run_dir: Path, data, progress: str) -> tuple[list, "MetricsCSV"]:
+    import keras
+
+    from .callbacks import EpochStats, MetricsCSV
+    from .optim import schedule_callbacks
+
+    ckpt = run_dir / "checkpoints"
+    metrics_csv = MetricsCSV(run_dir / "metrics.csv")
+    callbacks = [
+        EpochStats(data.counts["train"]),  # first: later callbacks see its learning_rate and timing
+        *schedule_callbacks(config, data.steps_per_epoch),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.ModelCheckpoint(ckpt / "best.keras", monitor=config.checkpoint.monitor, mode=config.checkpoint.mode, save_best_only=True),
+        keras.callbacks.ModelCheckpoint(ckpt / "last.keras"),
+        keras.callbacks.TensorBoard(run_dir / "tensorboard", histogram_freq=0, write_graph=False, profile_batch=0),
+    ]
+    stop = config.train.early_stopping
+    if stop:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=stop.monitor, patience=stop.patience, min_delta=stop.min_delta, mode=stop.mode, restore_best_weights=stop.restore_best_weights
+            )
+        )
+    callbacks += [metrics_csv, report.progress_callback(progress, config.train.epochs, data.steps_per_epoch)]
+    return callbacks, metrics_csv
+
+
+def _best_epoch(rows: list[dict], monitor: str, mode: str) -> dict:
+    values = [(row["epoch"], row.get(monitor)) for row in rows if row.get(monitor) is not None and math.isfinite(row[monitor])]
+    if not values:
+        return {"epoch": None, "monitor": monitor, "value": None}
+    maximise = mode == "max" or (mode == "auto" and any(s in monitor for s in ("acc", "auc", "f1", "precision", "recall")))
+    epoch, value = (max if maximise else min)(values, key=lambda item: item[1])
+    return {"epoch": epoch, "monitor": monitor, "value": value}
+
+
+def train(config: Config, runs_dir: Path, command: list[str], progress: str = "auto") -> dict:
+    """Run one training; return summary.json's content. Raises DloptError subclasses on failure."""
+    import keras
+
+    preflight(config)
+    run_dir = runs.create(runs_dir, config.name)
+    runs.write_text_atomic(run_dir / "config.yaml", dump_config(config))
+    record = runs.RunRecord(run_dir, config.seed, command)
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends a run like Ctrl-C
+    try:
+        keras.utils.set_random_seed(config.seed)  # Python, NumPy and TensorFlow
+        data = data_module.build(config)
+        model = models.build(config, data)
+        from .optim import build_optimizer
+
+        _compile(config, model, data, build_optimizer(config, data.steps_per_epoch))
+        _check_monitors(config, data)
+        callbacks, metrics_csv = _callbacks(config, run_dir, data, progress)
+
+        report.stderr.print(f"run {run_dir}: {data.counts['train']} training examples, {model.count_params():,} parameters", soft_wrap=True)
+        started = time.perf_counter()
+        model.fit(
+            data.pipelines["train"],
+            validation_data=data.pipelines.get("val"),
+            epochs=config.train.epochs,
+            callbacks=callbacks,
+            shuffle=False,  # the pipeline shuffles
+            verbose=0,
+        )
+        train_seconds = time.perf_counter() - started
+        rows = metrics_csv.rows
+        if not rows or not all(math.isfinite(row.get("loss", math.nan)) for row in rows):
+            bad = next((row["epoch"] for row in rows if not math.isfinite(row.get("loss", math.nan))), len(rows) + 1)
+            raise RunFailed(f"loss became NaN or infinite in epoch {bad}; lower optimizer.learning_rate or set optimizer.clipnorm")
+
+        best_path = run_dir / "checkpoints" / "best.keras"
+        if config.checkpoint.evaluate == "best" and best_path.exists():
+            model.load_weights(best_path)
+        test = None
+        if "test" in data.pipelines:
+            test = {k: float(v) for k, v in model.evaluate(data.pipelines["test"], verbose=0, return_dict=True).items()}
+
+        best = _best_epoch(rows, config.checkpoint.monitor, config.checkpoint.mode)
+        summary = {
+            "name": config.name,
+            "run_dir": str(run_dir),
+            "status": "completed",
+            "best": best,
+            "best_epoch_metrics": next((row for row in rows if row["epoch"] == best["epoch"]), {}),
+            "final": {k: v for k, v in rows[-1].items() if k != "epoch"},
+            "test": test,
+            "test_checkpoint": config.checkpoint.evaluate if best_path.exists() else "last",
+            "epochs_run": len(rows),
+            "examples": data.counts,
+            "parameters": int(model.count_params()),
+            "trainable_parameters": int(sum(math.prod(w.shape) for w in model.trainable_weights)),
+            "model_bytes": best_path.stat().st_size if best_path.exists() else None,
+            "train_seconds": round(train_seconds, 3),
+            "samples_per_second": sum(r["samples_per_second"] for r in rows) / len(rows),
+            "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
+        report.plot_curves(rows, run_dir / "plots" / "curves.png")
+        runs.write_json(run_dir / "summary.json", summary)
+        record.finish("completed")
+        return summary
+    except ConfigError:
+        runs.remove(run_dir)  # a config error discovered late: nothing ran, leave nothing behind
+        raise
+    except KeyboardInterrupt:
+        record.finish("interrupted", "interrupted by the user (Ctrl-C or SIGTERM)")
+        raise Interrupted(f"run {run_dir} interrupted") from None
+    except RunFailed as exc:
+        record.finish("failed", str(exc))
+        raise
+    except Exception as exc:  # anything else: record it, report one line, keep the traceback in run.json
+        message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        record.data["traceback"] = traceback.format_exc()
+        record.finish("failed", message)
+        raise RunFailed(f"run {run_dir} failed: {message}") from exc
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)

@@ -1,0 +1,97 @@
+"""Tiny data made by the tests, and helpers to run the real CLI."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    if gz:
+        with gzip.open(str(path) + ".gz", "wb") as handle:
+            handle.write(payload)
+    else:
+        path.write_bytes(payload)
+
+
+def quadrant_images(n: int, size: int = 8, classes: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Images whose class is the bright quadrant: learnable in a few epochs by a tiny model."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n).astype(np.uint8)
+    images = rng.integers(0, 60, (n, size, size)).astype(np.uint8)
+    half = size // 2
+    for i, label in enumerate(labels):
+        r, c = divmod(int(label), 2)
+        images[i, r * half : (r + 1) * half, c * half : (c + 1) * half] += 180
+    return images, labels
+
+
+@pytest.fixture
+def idx_dir(tmp_path) -> Path:
+    """An MNIST-style IDX folder: 240 training and 80 test 8x8 images, 4 classes."""
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    x, y = quadrant_images(240, seed=1)
+    write_idx(folder / "train-images-idx3-ubyte", x)
+    write_idx(folder / "train-labels-idx1-ubyte", y)
+    x, y = quadrant_images(80, seed=2)
+    write_idx(folder / "t10k-images-idx3-ubyte", x)
+    write_idx(folder / "t10k-labels-idx1-ubyte", y)
+    return folder
+
+
+@pytest.fixture
+def regression_npz(tmp_path) -> Path:
+    """y = 2*x0 - x1 + 0.5, in one .npz with x_<split>/y_<split> arrays."""
+    rng = np.random.default_rng(3)
+    arrays = {}
+    for split, n in (("train", 300), ("test", 100)):
+        x = rng.normal(size=(n, 4)).astype(np.float32)
+        arrays[f"x_{split}"] = x
+        arrays[f"y_{split}"] = (2 * x[:, 0] - x[:, 1] + 0.5).astype(np.float32)
+    path = tmp_path / "reg.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def tiny_cnn_config(idx_dir: Path, **overrides) -> dict:
+    config = {
+        "name": "tiny",
+        "seed": 1,
+        "data": {"source": "idx", "path": str(idx_dir), "batch_size": 32, "preprocess": {"rescale": 1 / 255}},
+        "model": {"type": "cnn", "blocks": [{"filters": 4}], "dense": [8]},
+        "optimizer": {"type": "adam", "learning_rate": 0.01},
+        "train": {"epochs": 2, "progress": "lines"},
+    }
+    for key, value in overrides.items():
+        config[key] = value
+    return config
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def cli():
+    """Run `dlopt ...` in-process through click's runner; returns (exit_code, stdout, stderr)."""
+    from click.testing import CliRunner
+
+    from dlopt.cli import main
+
+    def run(*args):
+        result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+        return result.exit_code, result.stdout, result.stderr
+
+    return run

@@ -1,0 +1,188 @@
+"""Config loading and validation: no TensorFlow involved."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from dlopt.config import dump_config, load_config
+from dlopt.config.schema import CnnConfig, CustomModelConfig, MlpConfig
+from dlopt.errors import ConfigError
+
+BASE = """\
+name: demo
+data:
+  source: idx
+  path: {path}
+model:
+  type: cnn
+  blocks:
+    - {{filters: 8}}
+    - {{filters: 16}}
+optimizer: {{type: adam, learning_rate: 1e-3}}
+"""
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    def write(text=None, name="c.yaml", **fmt):
+        path = tmp_path / name
+        path.write_text(text if text is not None else BASE.format(path=tmp_path))
+        return path
+
+    return write
+
+
+def error_of(path, overrides=()):
+    with pytest.raises(ConfigError) as info:
+        load_config(path, overrides)
+    return str(info.value)
+
+
+def test_defaults_fill_every_section(cfg):
+    config = load_config(cfg())
+    assert config.seed == 42
+    assert config.optimizer.learning_rate == 1e-3  # `1e-3` reads as a float, not a string
+    assert config.schedule.type == "constant"
+    assert config.train.epochs == 10 and config.train.loss == "auto"
+    assert config.checkpoint.monitor == "val_loss"
+    assert config.data.batch_size == 128
+    assert [b.filters for b in config.model.blocks] == [8, 16]
+    assert config.model.blocks[0].kernel_size == 3
+
+
+def test_wrong_value_names_file_line_and_key_path(cfg):
+    path = cfg(BASE.format(path="/x").replace("{filters: 16}", "{filters: -3}"))
+    assert error_of(path) == f"{path}:9: model.blocks[1].filters: expected greater than 0, got -3"
+
+
+def test_unknown_key_suggests_the_close_one(cfg):
+    path = cfg(BASE.format(path="/x") + "train:\n  epocs: 3\n")
+    assert error_of(path) == f"{path}:12: train.epocs: unknown key 'epocs' (did you mean 'epochs'?)"
+
+
+def test_unknown_registry_names_suggest(cfg):
+    path = cfg()
+    assert "model.type: unknown model 'cnnn' (did you mean 'cnn'?)" in error_of(path, ["model.type=cnnn"])
+    message = error_of(path, ["optimizer.type=adamm"])
+    assert "optimizer.type: unknown type 'adamm' (did you mean 'adam'?)" in message
+    assert "sgd, adagrad, rmsprop, adam, adamw" in message
+    assert "did you mean 'relu'" in error_of(path, ["model.activation=rleu"])
+
+
+def test_wrong_type_is_an_error(cfg):
+    message = error_of(cfg(), ["train.epochs=ten"])
+    assert message.startswith("--set train.epochs=ten: train.epochs: expected a valid integer")
+    assert "got 'ten'" in message
+
+
+def test_missing_required_section(cfg):
+    path = cfg("name: x\nmodel: {type: mlp}\n")
+    assert error_of(path) == f"{path}:1: data: required key is missing"
+
+
+def test_source_specific_requirements(cfg):
+    assert "data.name: required when data.source is 'tfds'" in error_of(cfg(), ["data.source=tfds"])
+
+
+def test_set_overrides_numbers_lists_and_list_items(cfg):
+    config = load_config(
+        cfg(), ["optimizer.learning_rate=3e-4", "model.dense=[32, 16]", "model.blocks.1.filters=64", "data.batch_size=full"]
+    )
+    assert config.optimizer.learning_rate == 3e-4
+    assert config.model.dense == [32, 16]
+    assert config.model.blocks[1].filters == 64
+    assert config.data.batch_size == "full"
+
+
+def test_set_into_a_missing_list_item_is_an_error(cfg):
+    assert "no such list item" in error_of(cfg(), ["model.blocks.5.filters=3"])
+    assert "expected KEY=VALUE" in error_of(cfg(), ["model.blocks"])
+
+
+def test_changing_type_drops_the_old_types_keys(cfg):
+    # --set of a whole section replaces it; --set of the type alone keeps keys the new type lacks
+    assert isinstance(load_config(cfg(), ["model={type: mlp}"]).model, MlpConfig)
+    assert "model.blocks: unknown key 'blocks'" in error_of(cfg(), ["model.type=mlp"])
+    base = cfg(BASE.format(path="/x"), name="base.yaml")
+    child = cfg("extends: base.yaml\nmodel: {type: mlp, layers: [8]}\n", name="child.yaml")
+    assert load_config(child).model.layers == [8]
+    assert isinstance(load_config(base).model, CnnConfig)
+
+
+def test_extends_merges_and_reports_the_right_file(cfg, tmp_path):
+    cfg(BASE.format(path=tmp_path), name="base.yaml")
+    child = cfg("extends: base.yaml\nname: child\ntrain: {epochs: 3}\n", name="child.yaml")
+    config = load_config(child)
+    assert (config.name, config.train.epochs, config.model.blocks[1].filters) == ("child", 3, 16)
+    bad_base = cfg(BASE.format(path="/x").replace("{filters: 16}", "{filters: 0}"), name="base.yaml")
+    assert error_of(child).startswith(f"{bad_base}:9: model.blocks[1].filters")
+
+
+def test_circular_extends(cfg):
+    cfg("extends: b.yaml\n", name="a.yaml")
+    b = cfg("extends: a.yaml\n", name="b.yaml")
+    assert "extends: circular" in error_of(b)
+
+
+def test_python_tags_are_refused(cfg):
+    path = cfg("name: !!python/object/apply:os.system ['echo pwned']\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}:1:") and "not allowed" in message
+
+
+def test_duplicate_keys_and_bad_yaml(cfg):
+    assert "duplicate key" in error_of(cfg("name: a\nname: b\n"))
+    assert "invalid YAML" in error_of(cfg("name: [unclosed\n"))
+    assert "config file not found" in error_of(cfg().with_name("missing.yaml"))
+
+
+def test_custom_model_needs_a_module_and_keeps_its_keys(cfg):
+    config = load_config(cfg(), ["model={type: wide, module: mine.py, width: 7}"])
+    assert isinstance(config.model, CustomModelConfig)
+    assert config.model.model_extra == {"width": 7}
+
+
+def test_run_names_cannot_escape_the_runs_folder(cfg):
+    assert "name: expected letters" in error_of(cfg(), ["name=../x"])
+    assert "name: expected letters" in error_of(cfg(), ["name=a/b"])
+
+
+def test_step_schedule_is_checked(cfg):
+    assert "schedule.boundaries: expected a non-empty increasing list" in error_of(cfg(), ["schedule={type: step, boundaries: [5, 2]}"])
+    assert "schedule.values: expected 3 values" in error_of(cfg(), ["schedule={type: step, boundaries: [2, 5], values: [0.1]}"])
+
+
+def test_resolved_config_round_trips(cfg, tmp_path):
+    config = load_config(cfg(), ["schedule={type: cosine, warmup_epochs: 1}", "train.metrics=[accuracy, macro_f1]"])
+    saved = tmp_path / "saved.yaml"
+    saved.write_text(dump_config(config))
+    assert load_config(saved) == config
+
+
+def test_validate_prints_resolved_config_and_exit_codes(cfg, cli):
+    code, out, _ = cli("validate", cfg(), "--set", "train.epochs=3")
+    assert code == 0 and "epochs: 3" in out and "learning_rate: 0.001" in out
+    code, out, err = cli("validate", cfg(), "--set", "train.epocs=3")
+    assert code == 2 and out == ""
+    assert err.strip() == "error: --set train.epocs=3: train.epocs: unknown key 'epocs' (did you mean 'epochs'?)"
+
+
+def test_help_and_validate_do_not_import_tensorflow(cfg):
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from dlopt.cli import main
+        for args in (["--help"], ["train", "--help"], ["eval", "--help"], ["validate", {str(cfg())!r}]):
+            try:
+                main(args)
+            except SystemExit as exit:
+                assert exit.code in (0, None), exit.code
+        assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "TensorFlow was imported"
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
