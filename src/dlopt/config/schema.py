@@ -213,8 +213,9 @@ class OptimizerBase(Section):
 
     @model_validator(mode="after")
     def _one_clipping(self):
-        if self.clipnorm and self.global_clipnorm:
-            raise field_error("global_clipnorm", "use either clipnorm or global_clipnorm, not both")
+        chosen = [k for k in ("clipnorm", "clipvalue", "global_clipnorm") if getattr(self, k) is not None]
+        if len(chosen) > 1:
+            raise field_error(chosen[1], f"set one of clipnorm, clipvalue, global_clipnorm, not {' and '.join(chosen)}")
         return self
 
 

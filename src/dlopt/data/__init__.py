@@ -96,11 +96,19 @@ def _tfds_splits(config: Config, roles) -> tuple[dict[str, Split], dict[str, str
     data = config.data
     builder = tfds_source.get_builder(data.name, data.data_dir)
     tfds_source.prepare(builder, data.data_dir, data.manual_dir)
-    train, val = tfds_source.resolve_splits(builder, data.splits.train, data.splits.val, data.val_fraction)
-    names = {"train": train, "val": val, "test": data.splits.test}
+    present = tfds_source.split_names(builder)
+    names = {"train": data.splits.train, "val": data.splits.val, "test": data.splits.test}
+    if names["val"] is None:
+        names["val"] = next((s for s in ("validation", "val") if s in present), None)
     splits = {}
+    if names["val"] is None:  # carve the end of the training split off for validation
+        dataset, count = tfds_source.load(builder, names["train"])
+        carve = max(1, round(count * data.val_fraction))
+        splits["train"] = Split(count=count - carve, dataset=dataset.take(count - carve))
+        splits["val"] = Split(count=carve, dataset=dataset.skip(count - carve))
+        names["val"] = f"last {carve} of {names['train']}"
     for role in roles:
-        if names[role] is not None:
+        if names[role] is not None and role not in splits:
             dataset, count = tfds_source.load(builder, names[role])
             splits[role] = Split(count=count, dataset=dataset)
     return splits, names, builder

@@ -33,8 +33,3 @@ def slice_bounds(text: str, size: int) -> tuple[str, int, int]:
     name, start, stop = parse_split(text)
     begin, end, _ = slice(_index(start, size, 0), _index(stop, size, size)).indices(size)
     return name, begin, max(begin, end)
-
-
-def has_slice(text: str) -> bool:
-    _, start, stop = parse_split(text)
-    return start is not None or stop is not None or "[" in text

@@ -6,7 +6,6 @@ import socket
 
 from ..errors import ConfigError, RunFailed
 from ..registry import did_you_mean
-from .splits import has_slice, slice_bounds
 
 # Where most TFDS datasets download from; if its name does not even resolve, we are offline.
 _PROBE_HOST = "storage.googleapis.com"
@@ -60,29 +59,23 @@ def prepare(builder, data_dir: str | None, manual_dir: str | None) -> None:
         raise RunFailed(f"data.name: TFDS could not prepare '{name}': {reason}; {_how_to_supply(name, data_dir)}") from None
 
 
-def resolve_splits(builder, train: str, val: str | None, val_fraction: float) -> tuple[str, str]:
-    """The TFDS split strings for training and validation, carving validation off train if needed."""
-    available = set(builder.info.splits.keys())
-    if val is not None:
-        return train, val
-    for candidate in ("validation", "val"):
-        if candidate in available:
-            return train, candidate
-    base, start, stop = slice_bounds(train, builder.info.splits[train.split("[")[0]].num_examples)
-    carve = max(1, round((stop - start) * val_fraction))
-    return f"{base}[{start}:{stop - carve}]", f"{base}[{stop - carve}:{stop}]"
+def split_names(builder) -> set[str]:
+    """The dataset's split names; empty when TFDS does not know them yet (then any name is tried)."""
+    return set(builder.info.splits.keys())
 
 
 def load(builder, split: str):
-    """(unbatched (x, y) dataset, number of examples) for one split string."""
+    """(unbatched (x, y) dataset, number of examples) for one TFDS split string."""
     base = split.split("[")[0].strip()
-    available = sorted(builder.info.splits.keys())
-    if base not in available:
-        raise ConfigError(f"data.splits: TFDS dataset '{builder.info.name}' has no split '{base}'{did_you_mean(base, available)}; it has: {', '.join(available)}")
+    known = sorted(split_names(builder))
+    if known and base not in known:
+        raise ConfigError(f"data.splits: TFDS dataset '{builder.info.name}' has no split '{base}'{did_you_mean(base, known)}; it has: {', '.join(known)}")
     if builder.info.supervised_keys is None:
         raise RunFailed(f"data.name: TFDS dataset '{builder.info.name}' has no (input, label) pairs (supervised_keys)")
-    count = builder.info.splits[split].num_examples if has_slice(split) else builder.info.splits[base].num_examples
     dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+    count = int(dataset.cardinality())
+    if count < 0:  # unknown to tf.data: count once
+        count = int(dataset.reduce(0, lambda n, _: n + 1))
     return dataset, count
 
 
