@@ -141,8 +141,9 @@ def test_regression_full_batch_sgd_and_early_stopping(tmp_path, cli, regression_
 
 def test_plateau_schedule_lowers_the_logged_rate(tmp_path, cli, idx_dir):
     config = tiny_cnn_config(idx_dir, schedule={"type": "plateau", "patience": 0, "factor": 0.5, "min_delta": 100.0}, train={"epochs": 3, "progress": "none"})
-    code, _, err = cli("train", write_config(tmp_path / "p.yaml", config), "--runs-dir", tmp_path / "runs")
+    code, _, err = cli("train", write_config(tmp_path / "p.yaml", config), "--runs-dir", tmp_path / "runs", "--progress", "bar")
     assert code == 0, err
+    assert "epoch 3/3" in err  # the bar mode still leaves one line per epoch
     rates = [float(r["learning_rate"]) for r in read_csv(only_run(tmp_path / "runs") / "metrics.csv")]
     # epoch 1 sets the best; epoch 2 fails to improve by 100 and halves the rate for epoch 3
     assert rates == pytest.approx([0.01, 0.01, 0.005])
@@ -204,3 +205,36 @@ def test_help_of_every_command(cli):
     for command in ([], ["train"], ["eval"], ["validate"]):
         code, out, _ = cli(*command, "--help")
         assert code == 0 and "Usage:" in out
+
+
+def test_user_model_from_the_command_line_trains_and_evaluates(tmp_path, cli, idx_dir):
+    module = tmp_path / "user_models.py"
+    module.write_text(
+        "import keras\n"
+        "from dlopt.models import register, output_head\n\n"
+        "@register('tiny_dense')\n"
+        "def build(model_config, input_spec, output_spec):\n"
+        "    inputs = keras.Input(shape=input_spec.shape)\n"
+        "    x = keras.layers.Flatten()(inputs)\n"
+        "    x = keras.layers.Dense(model_config.model_extra['width'], activation='relu')(x)\n"
+        "    return keras.Model(inputs, output_head(x, output_spec))\n"
+    )
+    path = write_config(tmp_path / "c.yaml", tiny_cnn_config(idx_dir, model={"type": "tiny_dense", "width": 6}))
+    code, _, err = cli("train", path, "--module", module, "--runs-dir", tmp_path / "runs")
+    assert code == 0, err
+    run = only_run(tmp_path / "runs")
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["module"] == str(module)
+    code, _, err = cli("eval", run, "--json")
+    assert code == 0, err
+
+
+def test_early_stopping_restores_best_weights_by_default(idx_dir):
+    from dlopt.config.schema import Config
+    from dlopt.train import _callbacks
+    from types import SimpleNamespace
+
+    config = Config.model_validate(tiny_cnn_config(idx_dir, train={"early_stopping": {"monitor": "val_accuracy", "patience": 2}}))
+    data = SimpleNamespace(counts={"train": 10}, steps_per_epoch=1)
+    callbacks, _ = _callbacks(config, Path("/tmp/unused-run"), data, "none")
+    stop = next(c for c in callbacks if type(c).__name__ == "EarlyStopping")
+    assert (stop.monitor, stop.patience, stop.restore_best_weights) == ("val_accuracy", 2, True)

@@ -55,7 +55,21 @@ def _overrides(sets, module=None, **named) -> list:
     return overrides
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class DloptGroup(click.Group):
+    """Remembers the arguments it was called with, for run.json's `command`."""
+
+    invoked_args: list[str] = []
+
+    def main(self, args=None, *rest, **kwargs):
+        DloptGroup.invoked_args = list(sys.argv[1:] if args is None else args)
+        return super().main(args, *rest, **kwargs)
+
+
+def command_line() -> list[str]:
+    return ["dlopt"] + DloptGroup.invoked_args
+
+
+@click.group(cls=DloptGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dlopt")
 def main():
     """Train Keras models from YAML experiment configs; every run lands in one folder under runs/."""
@@ -95,7 +109,6 @@ def train(config_file, sets, module, name, seed, runs_dir, progress, as_json):
     config = load_config(config_file, _overrides(sets, module, name=name, seed=seed))
     _quiet_tensorflow()
     from . import report
-    from .runs import command_line
     from .train import train as run_training
 
     summary = run_training(config, Path(runs_dir), command_line(), progress or config.train.progress)

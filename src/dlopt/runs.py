@@ -12,7 +12,6 @@ import os
 import platform
 import shutil
 import socket
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -104,7 +103,3 @@ class RunRecord:
 def read_json(path: Path):
     with open(path) as handle:
         return json.load(handle)
-
-
-def command_line() -> list[str]:
-    return [Path(sys.argv[0]).name] + sys.argv[1:]

@@ -1,13 +1,16 @@
 """The README's config reference, generated from the schema so the two cannot drift.
 
-`python -m dlopt.config.reference` prints it; a test checks the README holds exactly this text.
+`python -m dlopt.config.reference` prints it, `... --update README.md` rewrites the README's copy;
+a test checks the README holds exactly this text.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import types
 import typing
+from pathlib import Path
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel
@@ -99,5 +102,18 @@ def reference() -> str:
     return "\n".join(lines)
 
 
+def update(readme: Path) -> None:
+    """Replace the reference between the markers in `readme` (or append it)."""
+    text = readme.read_text()
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + reference() + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + reference() + "\n"
+    readme.write_text(text)
+
+
 if __name__ == "__main__":
-    print(reference())
+    if sys.argv[1:2] == ["--update"]:
+        update(Path(sys.argv[2]))
+    else:
+        print(reference())

@@ -1,0 +1,127 @@
+"""dlopt against a plain Keras script: the shipped Fashion-MNIST CNN, same data, side by side.
+
+    python benchmarks/throughput.py [--epochs 2] [--repeats 4] [--data /usr/share/datasets/fashion-mnist]
+
+Each measurement runs in its own process (a fresh TensorFlow), plain and dlopt back to back so that
+machine noise hits both alike. Prints the training throughput (samples/second over the whole
+`fit`, validation and callbacks included) of each and the ratio dlopt / plain (1.0 = no overhead).
+Needs the real data: `apt-get install dataset-fashion-mnist`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "configs" / "cnn_fashion_mnist_local.yaml"
+
+
+def read_idx(path: Path):
+    import numpy as np
+
+    raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    ndim = raw[3]
+    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def plain_keras(data: Path, epochs: int) -> dict:
+    """The same model and training, written the way the Keras and tf.data guides do it."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(42)
+    x = read_idx(data / "train-images-idx3-ubyte.gz")[..., None].astype("float32") / 255.0
+    y = read_idx(data / "train-labels-idx1-ubyte.gz")
+    x_train, y_train, x_val, y_val = x[:54000], y[:54000], x[54000:], y[54000:]
+    y_train, y_val = keras.utils.to_categorical(y_train, 10), keras.utils.to_categorical(y_val, 10)
+    batch = 128
+    train = tf.data.Dataset.from_tensor_slices((x_train, y_train)).cache().shuffle(len(x_train)).batch(batch).prefetch(tf.data.AUTOTUNE)
+    val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(batch).cache().prefetch(tf.data.AUTOTUNE)
+
+    def conv_block(filters):
+        return [layers.Conv2D(filters, 3, padding="same", use_bias=False), layers.BatchNormalization(), layers.Activation("relu"), layers.MaxPooling2D(2)]
+
+    layers = keras.layers
+    model = keras.Sequential(
+        [keras.Input((28, 28, 1)), layers.Normalization(axis=None, mean=float(x_train.mean()), variance=float(x_train.var()))]
+        + conv_block(32)
+        + conv_block(64)
+        + [layers.Flatten(), layers.Dense(128, use_bias=False), layers.BatchNormalization(), layers.Activation("relu"), layers.Dropout(0.3), layers.Dense(10, activation="softmax")]
+    )
+    steps = int(np.ceil(len(x_train) / batch))
+    schedule = keras.optimizers.schedules.CosineDecay(0.0, (epochs - 1) * steps, warmup_target=2e-3, warmup_steps=steps)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+        metrics=["accuracy", keras.metrics.F1Score(average="macro", name="macro_f1")],
+    )
+    start = time.perf_counter()
+    history = model.fit(train, validation_data=val, epochs=epochs, verbose=2)
+    fit_seconds = time.perf_counter() - start
+    return {"fit_seconds": fit_seconds, "train_examples": len(x_train), "parameters": model.count_params(), "val_accuracy": history.history["val_accuracy"][-1]}
+
+
+def dlopt_run(data: Path, epochs: int) -> dict:
+    with tempfile.TemporaryDirectory() as runs:
+        command = [
+            sys.executable, "-m", "dlopt.cli", "train", str(CONFIG), "--runs-dir", runs, "--json", "--progress", "lines",
+            "--set", f"train.epochs={epochs}", "--set", "train.early_stopping=null", "--set", f"data.path={data}",
+        ]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SystemExit(f"dlopt failed: {result.stderr[-2000:]}")
+        summary = json.loads((Path(json.loads(result.stdout)["run_dir"]) / "summary.json").read_text())
+    return {"fit_seconds": summary["train_seconds"], "train_examples": summary["examples"]["train"], "parameters": summary["parameters"], "val_accuracy": summary["final"]["val_accuracy"]}
+
+
+def measure(kind: str, data: Path, epochs: int) -> dict:
+    result = subprocess.run([sys.executable, __file__, "--worker", kind, "--epochs", str(epochs), "--data", str(data)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{kind} failed: {result.stderr[-2000:]}")
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out["samples_per_second"] = epochs * out["train_examples"] / out["fit_seconds"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument("--data", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
+    parser.add_argument("--worker", choices=["plain", "dlopt"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        run = plain_keras if args.worker == "plain" else dlopt_run
+        print(json.dumps(run(args.data, args.epochs)))
+        return
+
+    # Pairs run back to back, the order swapped every repeat: slow drifts in machine speed then hit
+    # both sides of a pair alike, and the median pair ratio ignores a pair caught by a burst.
+    ratios, parameters = [], set()
+    for repeat in range(args.repeats):
+        order = ("plain", "dlopt") if repeat % 2 == 0 else ("dlopt", "plain")
+        pair = {}
+        for kind in order:
+            r = pair[kind] = measure(kind, args.data, args.epochs)
+            parameters.add(r["parameters"])
+            print(f"repeat {repeat + 1} {kind:5s}: {r['samples_per_second']:7.0f} samples/s  fit {r['fit_seconds']:6.1f}s  "
+                  f"val_accuracy {r['val_accuracy']:.4f}  parameters {r['parameters']:,}", flush=True)
+        ratios.append(pair["dlopt"]["samples_per_second"] / pair["plain"]["samples_per_second"])
+        print(f"repeat {repeat + 1} ratio dlopt/plain: {ratios[-1]:.3f}", flush=True)
+    assert len(parameters) == 1, f"the two models differ: {parameters}"
+    print(f"samples/s ratio dlopt/plain over {args.repeats} pairs: median {statistics.median(ratios):.3f} "
+          f"(min {min(ratios):.3f}, max {max(ratios):.3f})")
+
+
+if __name__ == "__main__":
+    main()
