@@ -105,6 +105,7 @@ def test_eval_reloads_the_model_and_matches_training(trained, cli):
     code, out, err = cli("eval", run, "--json")
     assert code == 0, err
     result = json.loads(out)
+    assert (result["run_dir"], result["status"], result["split"]) == (str(run), "completed", "test")
     summary = json.loads((run / "summary.json").read_text())
     for key, value in summary["test"].items():
         assert result["metrics"][key] == pytest.approx(value, rel=1e-4, abs=1e-5)
@@ -117,6 +118,8 @@ def test_eval_reloads_the_model_and_matches_training(trained, cli):
 def test_eval_of_a_folder_that_is_not_a_run(tmp_path, cli):
     code, _, err = cli("eval", tmp_path)
     assert code == 2 and "not a dlopt run folder" in err
+    code, out, err = cli("eval", tmp_path, "--json")
+    assert code == 2 and json.loads(out) == {"run_dir": str(tmp_path), "status": "config_error", "error": f"{tmp_path}: not a dlopt run folder (no config.yaml)"}
 
 
 def test_regression_full_batch_sgd_and_early_stopping(tmp_path, cli, regression_npz):
@@ -230,11 +233,40 @@ def test_user_model_from_the_command_line_trains_and_evaluates(tmp_path, cli, id
 
 def test_early_stopping_restores_best_weights_by_default(idx_dir):
     from dlopt.config.schema import Config
+    from dlopt.callbacks import StopAtSafePoint
     from dlopt.train import _callbacks
     from types import SimpleNamespace
 
     config = Config.model_validate(tiny_cnn_config(idx_dir, train={"early_stopping": {"monitor": "val_accuracy", "patience": 2}}))
     data = SimpleNamespace(counts={"train": 10}, steps_per_epoch=1)
-    callbacks, _ = _callbacks(config, Path("/tmp/unused-run"), data, "none")
+    callbacks, _, _ = _callbacks(config, Path("/tmp/unused-run"), data, "none", [], StopAtSafePoint())
     stop = next(c for c in callbacks if type(c).__name__ == "EarlyStopping")
     assert (stop.monitor, stop.patience, stop.restore_best_weights) == ("val_accuracy", 2, True)
+
+
+def test_shipped_tfds_config_trains_on_mock_mnist(tmp_path, cli, monkeypatch):
+    """configs/cnn_mnist.yaml end to end through the real TFDS code path, on TFDS's mock data."""
+    import tensorflow_datasets as tfds
+
+    from dlopt.data import tfds_source
+
+    monkeypatch.setattr(tfds_source, "_offline", lambda: False)  # mock_data stands in for the download
+    config = Path(__file__).resolve().parent.parent / "configs" / "cnn_mnist.yaml"
+    with tfds.testing.mock_data(num_examples=64):
+        code, _, err = cli("train", config, "--runs-dir", tmp_path / "runs", "--set", "train.epochs=1", "--name", "2024")
+    assert code == 0, err
+    run = only_run(tmp_path / "runs")
+    assert run.name.startswith("2024-")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["examples"] == {"train": 58, "val": 6, "test": 64}
+    assert set(summary["test"]) == {"loss", "accuracy"}
+
+
+def test_offline_tfds_fails_before_creating_a_run(tmp_path, cli, monkeypatch):
+    from dlopt.data import tfds_source
+
+    monkeypatch.setattr(tfds_source, "_PROBE_HOST", "no-network.invalid")
+    config = Path(__file__).resolve().parent.parent / "configs" / "mlp_mnist.yaml"
+    code, out, err = cli("train", config, "--runs-dir", tmp_path / "runs", "--set", f"data.data_dir={tmp_path / 'tfds'}")
+    assert code == 1 and err.startswith("error: data.name: TFDS cannot download 'mnist' (no network)") and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -58,12 +60,14 @@ class MetricsCSV(keras.callbacks.Callback):
 
     TIMING = ("epoch_seconds", "samples_per_second")
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, earlier_rows: list[dict] = ()):
         super().__init__()
         self.path = path
-        self.rows: list[dict] = []
+        self.rows: list[dict] = list(earlier_rows)  # a resumed run keeps the epochs it had finished
 
     def on_epoch_end(self, epoch, logs=None):
+        # an epoch run again after a resume replaces its old row: every epoch appears exactly once
+        self.rows = [row for row in self.rows if row["epoch"] < epoch + 1]
         row = {"epoch": epoch + 1}
         row.update({k: float(v) for k, v in (logs or {}).items()})
         self.rows.append(row)
@@ -86,3 +90,74 @@ class MetricsCSV(keras.callbacks.Callback):
 
 def _fmt(value: float) -> str:
     return repr(value) if math.isfinite(value) else str(value)
+
+
+class Backup(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore (the state `--resume` continues from): saved at every epoch's end,
+    optionally every N steps as well, and on demand when the run is interrupted.
+
+    Each save goes to temporary files renamed into place, so a kill mid-save leaves the previous
+    state intact. The state is kept after fit(): the runner removes it once the run has completed,
+    so an interruption during the final test evaluation still resumes without retraining.
+    """
+
+    def __init__(self, backup_dir: Path, every_steps: int | None = None):
+        super().__init__(str(backup_dir), save_freq=every_steps or "epoch", delete_checkpoint=False)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        # Keras counts epochs from 0 again after a restore; saves must record the restored epoch
+        self._current_epoch = self.model._initial_epoch or 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.save_freq != "epoch":  # Keras saves either per epoch or per N steps; we want both
+            self._save_model()
+
+    def _save_model(self):
+        folder = Path(self.backup_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        weights_tmp = folder / f".{os.getpid()}.tmp.weights.h5"  # Keras wants the .weights.h5 ending
+        self.model.save_weights(weights_tmp, overwrite=True)
+        metadata = json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen})
+        os.replace(weights_tmp, self._weights_path)
+        write_text_atomic(Path(self._training_metadata_path), metadata)
+
+    def save_now(self) -> None:
+        """Save the current state (an interrupted epoch is then run again from its start)."""
+        if self.model is not None and self.model.built:
+            self._save_model()
+
+
+class StopAtSafePoint(keras.callbacks.Callback):
+    """Ctrl-C and SIGTERM during fit() stop training between steps, never inside a file write.
+
+    `handle_signal` (installed for SIGINT and SIGTERM) only sets a flag while fit() runs; this
+    callback, last in the list, raises KeyboardInterrupt at the next step or epoch boundary, after
+    the backup and the writers are done. Outside fit(), or on a second signal, it raises at once.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.in_fit = False
+        self.requested = False
+
+    def handle_signal(self, signum, frame):
+        if self.in_fit and not self.requested:
+            self.requested = True
+            return
+        raise KeyboardInterrupt
+
+    def on_train_begin(self, logs=None):
+        self.in_fit = True
+
+    def on_train_end(self, logs=None):
+        self.in_fit = False
+        self._stop_if_requested()
+
+    def _stop_if_requested(self, *args, **kwargs):
+        if self.requested:
+            self.in_fit = False
+            raise KeyboardInterrupt
+
+    on_train_batch_end = on_test_batch_end = on_epoch_end = _stop_if_requested

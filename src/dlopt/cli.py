@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -10,7 +11,11 @@ from pathlib import Path
 
 import click
 
-from .errors import DloptError
+from .errors import ConfigError, DloptError
+
+
+class UsageError(ConfigError):
+    """Wrong combination of command-line arguments: exit code 2."""
 
 PROGRESS = click.Choice(["auto", "bar", "lines", "none"])
 
@@ -34,6 +39,12 @@ def reports_errors(command):
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # a bug or an unforeseen failure: still one line, never a traceback
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            click.echo(f"error: {type(exc).__name__}: {first}", err=True)
+            sys.exit(1)
 
     return wrapper
 
@@ -53,6 +64,18 @@ def _overrides(sets, module=None, **named) -> list:
         if value is not None:
             overrides.append((f"{key}={value}", f"--{key} {value}"))
     return overrides
+
+
+@contextlib.contextmanager
+def _json_on_failure(as_json: bool, run_dir=None):
+    """With --json, a failure still prints one object, so a shell loop collecting results sees it."""
+    try:
+        yield
+    except DloptError as exc:
+        if as_json:
+            status = {130: "interrupted", 2: "config_error"}.get(exc.exit_code, "failed")
+            click.echo(json.dumps({"run_dir": getattr(exc, "run_dir", None) or run_dir, "status": status, "error": str(exc)}))
+        raise
 
 
 class DloptGroup(click.Group):
@@ -87,15 +110,16 @@ def validate(config_file, sets, module):
 
 
 @main.command()
-@click.argument("config_file", type=click.Path(dir_okay=False))
+@click.argument("config_file", required=False, type=click.Path(dir_okay=False))
 @config_options
 @click.option("--name", help="Run name (sets the config's `name`).")
 @click.option("--seed", type=int, help="Random seed (sets the config's `seed`).")
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False), help="Folder that holds run folders.")
+@click.option("--resume", "resume", type=click.Path(file_okay=False, exists=True), metavar="RUN", help="Continue an interrupted or killed run from its last saved state.")
 @click.option("--progress", type=PROGRESS, default=None, help="Progress display (default: the config's train.progress).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the run folder, status and metrics.")
 @reports_errors
-def train(config_file, sets, module, name, seed, runs_dir, progress, as_json):
+def train(config_file, sets, module, name, seed, runs_dir, resume, progress, as_json):
     """Train the model CONFIG_FILE describes; write everything under RUNS_DIR/<name>-<time>/.
 
     \b
@@ -103,15 +127,27 @@ def train(config_file, sets, module, name, seed, runs_dir, progress, as_json):
       dlopt train configs/cnn_mnist.yaml
       dlopt train configs/cnn_mnist.yaml --set optimizer.learning_rate=3e-4 --set train.epochs=5
       for lr in 3e-3 1e-3; do dlopt train cfg.yaml --set optimizer.learning_rate=$lr --json; done
+      dlopt train --resume runs/cnn_mnist-20260101-120000
     """
     from .config import load_config
 
-    config = load_config(config_file, _overrides(sets, module, name=name, seed=seed))
+    if resume:
+        if config_file or sets or module or name or seed is not None:
+            raise UsageError("--resume continues a run with its saved config; give no CONFIG_FILE, --set, --module, --name or --seed")
+        from .runs import check_resumable
+
+        check_resumable(Path(resume))
+        config = load_config(Path(resume) / "config.yaml")
+    elif not config_file:
+        raise UsageError("give a CONFIG_FILE to train, or --resume RUN")
+    else:
+        config = load_config(config_file, _overrides(sets, module, name=name, seed=seed))
     _quiet_tensorflow()
     from . import report
     from .train import train as run_training
 
-    summary = run_training(config, Path(runs_dir), command_line(), progress or config.train.progress)
+    with _json_on_failure(as_json):
+        summary = run_training(config, Path(runs_dir), command_line(), progress or config.train.progress, resume=Path(resume) if resume else None)
     if as_json:
         keys = ("run_dir", "status", "best", "final", "test", "epochs_run", "train_seconds")
         click.echo(json.dumps({k: summary[k] for k in keys}))
@@ -137,7 +173,8 @@ def evaluate(run_dir, split, checkpoint, as_json):
     from . import report
     from .evaluate import evaluate as run_eval
 
-    result = run_eval(Path(run_dir), split, checkpoint)
+    with _json_on_failure(as_json, run_dir):
+        result = run_eval(Path(run_dir), split, checkpoint)
     if as_json:
         click.echo(json.dumps(result))
     else:
@@ -149,6 +186,67 @@ def evaluate(run_dir, split, checkpoint, as_json):
         for key, value in result["metrics"].items():
             table.add_row(key, f"{value:.4f}")
         report.stdout.print(table)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.option("--sort", "sort_by", metavar="COLUMN", help="Sort by a column, e.g. val_accuracy, test_accuracy, train_seconds.")
+@click.option("--asc/--desc", "ascending", default=None, help="Sort order (default: best first: accuracies descending, losses ascending).")
+@click.option("--status", "statuses", multiple=True, type=click.Choice(["completed", "running", "failed", "interrupted", "died"]), help="Only runs with this status (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of runs.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
+@reports_errors
+def compare(paths, sort_by, ascending, statuses, as_json, as_csv):
+    """Table of runs: status, the settings that differ, metrics, epochs, time. No TensorFlow needed.
+
+    PATHS are run folders or folders of runs (default: runs/).
+
+    \b
+    Examples:
+      dlopt compare runs/ --sort val_accuracy
+      dlopt compare runs/ --status completed --csv > results.csv
+    """
+    from . import compare as compare_runs
+
+    descending = None if ascending is None else not ascending
+    columns, rows = compare_runs.table([Path(p) for p in paths or ["runs"]], sort_by, tuple(statuses), descending)
+    if as_json:
+        click.echo(json.dumps(rows))
+    elif as_csv:
+        click.echo(compare_runs.to_csv(columns, rows), nl=False)
+    else:
+        from rich.table import Table
+
+        from .report import stdout
+
+        table = Table(title=f"{len(rows)} runs", title_justify="left")
+        for column in columns:
+            table.add_column(column, justify="left" if column in ("run", "status") else "right", overflow="fold")
+        for row in rows:
+            table.add_row(*(compare_runs.format_value(row.get(c)) for c in columns))
+        stdout.print(table)
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("-o", "--output", default="curves.png", show_default=True, type=click.Path(dir_okay=False), help="PNG file to write.")
+@reports_errors
+def plot(runs, output):
+    """Overlay the loss and metric curves of one or more RUNS in one PNG.
+
+    \b
+    Example:
+      dlopt plot runs/lr3e-3-20260101-120000 runs/lr1e-3-20260101-120500 -o lr.png
+    """
+    from .report import plot_curves, read_metrics
+
+    curves = {}
+    for run in map(Path, runs):
+        if not (run / "metrics.csv").exists():
+            raise ConfigError(f"{run}: no metrics.csv (not a run folder, or no epoch finished yet)")
+        curves[run.name] = read_metrics(run / "metrics.csv")
+    plot_curves(curves, Path(output))
+    click.echo(output)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 from . import data as data_module
 from . import runs
 from .config import load_config
-from .errors import ConfigError
+from .errors import ConfigError, RunFailed
 
 
 def evaluate(run_dir: Path, split: str = "test", checkpoint: str = "best") -> dict:
@@ -27,12 +27,18 @@ def evaluate(run_dir: Path, split: str = "test", checkpoint: str = "best") -> di
     data = data_module.build(config, roles=(split,), with_statistics=False)
     if split not in data.pipelines:
         raise ConfigError(f"--split: the run has no '{split}' split; it has: {', '.join(data.pipelines)}")
-    # safe_mode: a model file cannot run arbitrary code (no lambda deserialisation)
-    model = keras.models.load_model(path, compile=False, safe_mode=True)
+    try:
+        # safe_mode: a model file cannot run arbitrary code (no Lambda deserialisation)
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:
+        if "safe_mode" in str(exc):
+            raise RunFailed(f"{path}: refused to load: it holds a Lambda layer (arbitrary Python code), and dlopt loads models in Keras safe mode") from None
+        raise RunFailed(f"{path}: cannot load the model: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}") from None
     model.compile(loss=build_loss(config.train, data.task, data.label_format), metrics=build_metrics(config.train, data.task, data.label_format))
     metrics = {k: float(v) for k, v in model.evaluate(data.pipelines[split], verbose=0, return_dict=True).items()}
     result = {
         "run_dir": str(run_dir),
+        "status": "completed",
         "split": split,
         "split_read": data.split_names.get(split),
         "checkpoint": checkpoint,

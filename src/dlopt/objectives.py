@@ -85,3 +85,14 @@ def build_metrics(train: TrainConfig, task: str, fmt: str) -> list:
         "rmse": lambda: m.RootMeanSquaredError(name="rmse"),
     }
     return [makers[name]() for name in resolve_metrics(train, task)]
+
+
+HIGHER_IS_BETTER = {"accuracy", "top_k_accuracy", "precision", "recall", "macro_f1", "auc"}
+
+
+def monitor_mode(monitor: str, mode: str = "auto") -> str:
+    """'max' or 'min' for a logged metric name; `auto` knows dlopt's metrics (Keras' guess misses f1/auc)."""
+    if mode != "auto":
+        return mode
+    name = monitor[4:] if monitor.startswith("val_") else monitor
+    return "max" if name in HIGHER_IS_BETTER else "min"

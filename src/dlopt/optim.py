@@ -9,6 +9,7 @@ from __future__ import annotations
 import keras
 
 from .config.schema import Config
+from .objectives import monitor_mode
 
 OPTIMIZERS = {
     "sgd": (keras.optimizers.SGD, ("momentum", "nesterov")),
@@ -93,6 +94,9 @@ class WarmupCallback(keras.callbacks.Callback):
         self.warmup_steps, self.start, self.target = warmup_steps, start, target
         self.step = 0
 
+    def on_train_begin(self, logs=None):
+        self.step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))  # resumed runs go on
+
     def on_train_batch_begin(self, batch, logs=None):
         if self.step <= self.warmup_steps:
             fraction = min(self.step / max(self.warmup_steps, 1), 1.0)
@@ -111,7 +115,7 @@ def schedule_callbacks(config: Config, steps_per_epoch: int) -> list:
         callbacks.append(WarmupCallback(warmup_steps, s.warmup_start, config.optimizer.learning_rate))
     callbacks.append(
         keras.callbacks.ReduceLROnPlateau(
-            monitor=s.monitor, factor=s.factor, patience=s.patience, min_delta=s.min_delta, min_lr=s.min_lr, cooldown=s.cooldown
+            monitor=s.monitor, mode=monitor_mode(s.monitor), factor=s.factor, patience=s.patience, min_delta=s.min_delta, min_lr=s.min_lr, cooldown=s.cooldown
         )
     )
     return callbacks

@@ -86,29 +86,45 @@ def _num(value) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
-def plot_curves(rows: list[dict], path: Path) -> None:
-    """plots/curves.png: loss and each metric per epoch, train and validation."""
+def read_metrics(path: Path) -> list[dict]:
+    """metrics.csv as a list of rows of floats."""
+    import csv
+
+    with open(path) as handle:
+        rows = [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+    for row in rows:
+        row["epoch"] = int(row["epoch"])
+    return rows
+
+
+def plot_curves(runs: dict[str, list[dict]], path: Path) -> None:
+    """Loss and each metric per epoch, one panel each: train dashed, validation solid, a colour per run."""
     import matplotlib
 
     matplotlib.use("Agg")  # headless: no display on servers
     import matplotlib.pyplot as plt
 
-    if not rows:
+    skip = ("epoch", "learning_rate", "epoch_seconds", "samples_per_second")
+    names = list(dict.fromkeys(k for rows in runs.values() for row in rows[:1] for k in row if k not in skip and not k.startswith("val_")))
+    if not names:
         return
-    names = [k for k in rows[0] if k not in ("epoch", "learning_rate", "epoch_seconds", "samples_per_second") and not k.startswith("val_")]
-    epochs = [row["epoch"] for row in rows]
     fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
     for ax, name in zip(axes[0], names):
-        ax.plot(epochs, [row[name] for row in rows], marker="o", label="train")
-        if f"val_{name}" in rows[0]:
-            ax.plot(epochs, [row[f"val_{name}"] for row in rows], marker="o", label="val")
+        for index, (label, rows) in enumerate(runs.items()):
+            color = f"C{index % 10}"
+            epochs = [row["epoch"] for row in rows]
+            prefix = f"{label} " if len(runs) > 1 else ""
+            if all(name in row for row in rows):
+                ax.plot(epochs, [row[name] for row in rows], "--", color=color, marker=".", label=f"{prefix}train")
+            if all(f"val_{name}" in row for row in rows):
+                ax.plot(epochs, [row[f"val_{name}"] for row in rows], "-", color=color, marker=".", label=f"{prefix}val")
         ax.set_title(name)
         ax.set_xlabel("epoch")
-        ax.legend()
         ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
     tmp.replace(path)

@@ -87,6 +87,20 @@ class RunRecord:
         }
         self.save()
 
+    @classmethod
+    def resume(cls, run_dir: Path, command: list[str]) -> "RunRecord":
+        """Mark an interrupted run `running` again, keeping its history in `resumed`."""
+        record = cls.__new__(cls)
+        record.path = run_dir / "run.json"
+        record.started = time.time()
+        record.data = read_json(record.path)
+        record.data.setdefault("resumed", []).append(
+            {"at": datetime.now().astimezone().isoformat(timespec="seconds"), "command": " ".join(command), "previous_status": record.data.get("status")}
+        )
+        record.data.update(status="running", pid=os.getpid(), host=socket.gethostname(), error=None, finished=None)
+        record.save()
+        return record
+
     def save(self) -> None:
         write_json(self.path, self.data)
 
@@ -103,3 +117,43 @@ class RunRecord:
 def read_json(path: Path):
     with open(path) as handle:
         return json.load(handle)
+
+
+def backup_epoch(run_dir: Path) -> int:
+    """Epochs finished in the saved `--resume` state (0: none saved, start from the beginning)."""
+    try:
+        return int(read_json(run_dir / "backup" / "training_metadata.json")["epoch"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def rows_to_resume(run_dir: Path) -> list[dict]:
+    """metrics.csv rows of the epochs the saved state includes; later ones will be trained again."""
+    from .report import read_metrics
+
+    path = run_dir / "metrics.csv"
+    rows = read_metrics(path) if path.exists() else []
+    done = backup_epoch(run_dir)
+    return [row for row in rows if row["epoch"] <= done]
+
+
+def check_resumable(run_dir: Path) -> None:
+    """Config error unless `run_dir` is a run that stopped before completing."""
+    from .errors import ConfigError
+
+    if not (run_dir / "run.json").exists() or not (run_dir / "config.yaml").exists():
+        raise ConfigError(f"--resume {run_dir}: not a dlopt run folder (no run.json / config.yaml)")
+    record = read_json(run_dir / "run.json")
+    status = record.get("status")
+    if status == "completed":
+        raise ConfigError(f"--resume {run_dir}: the run already completed")
+    if status == "running" and record.get("host") == socket.gethostname() and pid_alive(record.get("pid")):
+        raise ConfigError(f"--resume {run_dir}: the run is still running (pid {record.get('pid')})")
+
+
+def pid_alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except (OSError, ValueError, TypeError):
+        return False

@@ -1,7 +1,7 @@
 """The runner: from a validated config to a finished run directory, top to bottom.
 
-config -> run folder -> data -> model -> optimizer -> fit (callbacks write into the run) ->
-test evaluation -> summary.json, plots, run.json `completed`.
+config -> run folder (new, or an interrupted one to resume) -> data -> model -> optimizer ->
+fit (callbacks write into the run) -> test evaluation -> summary.json, plots, run.json `completed`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from . import data as data_module
 from . import models, report, runs
 from .config import Config, dump_config
 from .errors import ConfigError, DloptError, RunFailed
+from .objectives import monitor_mode, resolve_metrics
 from .registry import did_you_mean
 
 
@@ -24,20 +25,19 @@ class Interrupted(DloptError):
     exit_code = 130
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
+def _with_run(error: DloptError, run_dir: Path) -> DloptError:
+    error.run_dir = str(run_dir)  # for `--json`: which run the error belongs to
+    return error
 
 
 def preflight(config: Config) -> None:
-    """Everything checkable before a run folder exists; failures are config errors (exit 2)."""
+    """Everything checkable before a run folder exists; a run that cannot start leaves nothing."""
     data_module.preflight(config)
     models.check_model_type(config.model)
 
 
 def _check_monitors(config: Config, data) -> None:
     """A misspelt monitor would silently never save a best checkpoint: refuse it up front."""
-    from .objectives import resolve_metrics
-
     names = ["loss"] + resolve_metrics(config.train, data.task)
     known = set(names) | {f"val_{n}" for n in names} | {"learning_rate"}
     watched = {"checkpoint.monitor": config.checkpoint.monitor}
@@ -61,19 +61,33 @@ def _compile(config: Config, model, data, optimizer) -> None:
     )
 
 
-def _callbacks(config: Config, run_dir: Path, data, progress: str) -> tuple[list, "MetricsCSV"]:
+def best_epoch(rows: list[dict], monitor: str, mode: str) -> dict:
+    values = [(row["epoch"], row[monitor]) for row in rows if monitor in row and math.isfinite(row[monitor])]
+    if not values:
+        return {"epoch": None, "monitor": monitor, "value": None}
+    epoch, value = (max if monitor_mode(monitor, mode) == "max" else min)(values, key=lambda item: item[1])
+    return {"epoch": epoch, "monitor": monitor, "value": value}
+
+
+def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows: list[dict], stopper) -> tuple[list, object, object]:
     import keras
 
-    from .callbacks import EpochStats, MetricsCSV
+    from .callbacks import Backup, EpochStats, MetricsCSV
     from .optim import schedule_callbacks
 
     ckpt = run_dir / "checkpoints"
-    metrics_csv = MetricsCSV(run_dir / "metrics.csv")
+    monitor = config.checkpoint.monitor
+    mode = monitor_mode(monitor, config.checkpoint.mode)
+    # a resumed run must not replace best.keras with anything worse than its earlier best
+    threshold = best_epoch(earlier_rows, monitor, mode)["value"]
+    backup = Backup(run_dir / "backup", config.checkpoint.backup_every_steps)
+    metrics_csv = MetricsCSV(run_dir / "metrics.csv", earlier_rows)
     callbacks = [
-        EpochStats(data.counts["train"]),  # first: later callbacks see its learning_rate and timing
+        backup,  # first: it restores weights, optimizer state and the epoch before anything runs
+        EpochStats(data.counts["train"]),  # before the writers: they see its learning_rate and timing
         *schedule_callbacks(config, data.steps_per_epoch),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.ModelCheckpoint(ckpt / "best.keras", monitor=config.checkpoint.monitor, mode=config.checkpoint.mode, save_best_only=True),
+        keras.callbacks.ModelCheckpoint(ckpt / "best.keras", monitor=monitor, mode=mode, save_best_only=True, initial_value_threshold=threshold),
         keras.callbacks.ModelCheckpoint(ckpt / "last.keras"),
         keras.callbacks.TensorBoard(run_dir / "tensorboard", histogram_freq=0, write_graph=False, profile_batch=0),
     ]
@@ -81,42 +95,50 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str) -> tuple[list
     if stop:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor=stop.monitor, patience=stop.patience, min_delta=stop.min_delta, mode=stop.mode, restore_best_weights=stop.restore_best_weights
+                monitor=stop.monitor, patience=stop.patience, min_delta=stop.min_delta, mode=monitor_mode(stop.monitor, stop.mode), restore_best_weights=stop.restore_best_weights
             )
         )
-    callbacks += [metrics_csv, report.progress_callback(progress, config.train.epochs, data.steps_per_epoch)]
-    return callbacks, metrics_csv
+    # the stopper goes last: an interrupt lands after this epoch's backup, checkpoints and rows
+    callbacks += [metrics_csv, report.progress_callback(progress, config.train.epochs, data.steps_per_epoch), stopper]
+    return callbacks, metrics_csv, backup
 
 
-def _best_epoch(rows: list[dict], monitor: str, mode: str) -> dict:
-    values = [(row["epoch"], row.get(monitor)) for row in rows if row.get(monitor) is not None and math.isfinite(row[monitor])]
-    if not values:
-        return {"epoch": None, "monitor": monitor, "value": None}
-    maximise = mode == "max" or (mode == "auto" and any(s in monitor for s in ("acc", "auc", "f1", "precision", "recall")))
-    epoch, value = (max if maximise else min)(values, key=lambda item: item[1])
-    return {"epoch": epoch, "monitor": monitor, "value": value}
-
-
-def train(config: Config, runs_dir: Path, command: list[str], progress: str = "auto") -> dict:
-    """Run one training; return summary.json's content. Raises DloptError subclasses on failure."""
+def train(config: Config, runs_dir: Path, command: list[str], progress: str = "auto", resume: Path | None = None) -> dict:
+    """Run one training (or resume one); return summary.json's content. Raises DloptError on failure."""
     import keras
 
     preflight(config)
-    run_dir = runs.create(runs_dir, config.name)
-    runs.write_text_atomic(run_dir / "config.yaml", dump_config(config))
-    record = runs.RunRecord(run_dir, config.seed, command)
-    previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends a run like Ctrl-C
+    if resume is None:
+        run_dir = runs.create(runs_dir, config.name)
+        runs.write_text_atomic(run_dir / "config.yaml", dump_config(config))
+        record = runs.RunRecord(run_dir, config.seed, command)
+        earlier_rows = []
+    else:
+        run_dir = resume
+        record = runs.RunRecord.resume(run_dir, command)
+        earlier_rows = runs.rows_to_resume(run_dir)
+    # Ctrl-C and SIGTERM end a run the same way: state saved, status `interrupted`, exit 130
+    from .callbacks import StopAtSafePoint
+
+    stopper = StopAtSafePoint()
+    previous_handlers = {sig: signal.signal(sig, stopper.handle_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    backup = None
     try:
         keras.utils.set_random_seed(config.seed)  # Python, NumPy and TensorFlow
+        if config.train.deterministic:
+            import tensorflow as tf
+
+            tf.config.experimental.enable_op_determinism()
         data = data_module.build(config)
         model = models.build(config, data)
         from .optim import build_optimizer
 
         _compile(config, model, data, build_optimizer(config, data.steps_per_epoch))
         _check_monitors(config, data)
-        callbacks, metrics_csv = _callbacks(config, run_dir, data, progress)
+        callbacks, metrics_csv, backup = _callbacks(config, run_dir, data, progress, earlier_rows, stopper)
 
-        report.stderr.print(f"run {run_dir}: {data.counts['train']} training examples, {model.count_params():,} parameters", soft_wrap=True)
+        verb = "resuming" if resume else "run"
+        report.stderr.print(f"{verb} {run_dir}: {data.counts['train']} training examples, {model.count_params():,} parameters", soft_wrap=True)
         started = time.perf_counter()
         model.fit(
             data.pipelines["train"],
@@ -126,7 +148,7 @@ def train(config: Config, runs_dir: Path, command: list[str], progress: str = "a
             shuffle=False,  # the pipeline shuffles
             verbose=0,
         )
-        train_seconds = time.perf_counter() - started
+        train_seconds = time.perf_counter() - started + sum(r.get("epoch_seconds", 0) for r in earlier_rows)
         rows = metrics_csv.rows
         if not rows or not all(math.isfinite(row.get("loss", math.nan)) for row in rows):
             bad = next((row["epoch"] for row in rows if not math.isfinite(row.get("loss", math.nan))), len(rows) + 1)
@@ -139,7 +161,7 @@ def train(config: Config, runs_dir: Path, command: list[str], progress: str = "a
         if "test" in data.pipelines:
             test = {k: float(v) for k, v in model.evaluate(data.pipelines["test"], verbose=0, return_dict=True).items()}
 
-        best = _best_epoch(rows, config.checkpoint.monitor, config.checkpoint.mode)
+        best = best_epoch(rows, config.checkpoint.monitor, config.checkpoint.mode)
         summary = {
             "name": config.name,
             "run_dir": str(run_dir),
@@ -158,23 +180,33 @@ def train(config: Config, runs_dir: Path, command: list[str], progress: str = "a
             "samples_per_second": sum(r["samples_per_second"] for r in rows) / len(rows),
             "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
-        report.plot_curves(rows, run_dir / "plots" / "curves.png")
+        report.plot_curves({config.name: rows}, run_dir / "plots" / "curves.png")
         runs.write_json(run_dir / "summary.json", summary)
         record.finish("completed")
+        runs.remove(run_dir / "backup")  # the resume state is only needed until the run completes
         return summary
     except ConfigError:
-        runs.remove(run_dir)  # a config error discovered late: nothing ran, leave nothing behind
+        if resume is None:
+            runs.remove(run_dir)  # a config error found late: nothing ran, leave nothing behind
+        else:
+            record.finish("failed", "config error on resume")
         raise
     except KeyboardInterrupt:
-        record.finish("interrupted", "interrupted by the user (Ctrl-C or SIGTERM)")
-        raise Interrupted(f"run {run_dir} interrupted") from None
+        if backup is not None and stopper.requested:
+            try:
+                backup.save_now()  # stopped between steps: keep the state of this moment for --resume
+            except Exception:  # e.g. a second Ctrl-C mid-write: the last complete save still stands
+                pass
+        record.finish("interrupted", "interrupted by Ctrl-C or SIGTERM; continue with: dlopt train --resume " + str(run_dir))
+        raise _with_run(Interrupted(f"run {run_dir} interrupted; continue it with: dlopt train --resume {run_dir}"), run_dir) from None
     except RunFailed as exc:
         record.finish("failed", str(exc))
-        raise
+        raise _with_run(exc, run_dir)
     except Exception as exc:  # anything else: record it, report one line, keep the traceback in run.json
         message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
         record.data["traceback"] = traceback.format_exc()
         record.finish("failed", message)
-        raise RunFailed(f"run {run_dir} failed: {message}") from exc
+        raise _with_run(RunFailed(f"run {run_dir} failed: {message}"), run_dir) from exc
     finally:
-        signal.signal(signal.SIGTERM, previous_sigterm)
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)

@@ -250,6 +250,16 @@ def _resolve_paths(config: Config, base: Path) -> None:
         config.model.module = str(candidate if candidate.exists() else Path(module).resolve())
 
 
+def _type_first(value):
+    if isinstance(value, dict):
+        ordered = {"type": value["type"]} if "type" in value else {}
+        ordered.update((k, _type_first(v)) for k, v in value.items() if k != "type")
+        return ordered
+    if isinstance(value, list):
+        return [_type_first(v) for v in value]
+    return value
+
+
 def dump_config(config: Config) -> str:
-    """The resolved config as YAML, in the schema's key order: what a run saves and `validate` prints."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, default_flow_style=None, width=100)
+    """The resolved config as YAML (`type:` first in each section): what a run saves and `validate` prints."""
+    return yaml.safe_dump(_type_first(config.model_dump(mode="json")), sort_keys=False, default_flow_style=None, width=100)

@@ -357,12 +357,16 @@ class TrainConfig(Section):
     early_stopping: Optional[EarlyStopping] = Field(None, description="Early stopping (see `train.early_stopping.*`); unset: off.")
     steps_per_execution: PositiveInt = Field(1, description="Training steps run per call into the TensorFlow graph.")
     progress: Literal["auto", "bar", "lines", "none"] = Field("auto", description="`auto`: a progress bar on a terminal, one line per epoch otherwise.")
+    deterministic: bool = Field(False, description="Deterministic TensorFlow ops: the same config and seed give the same metrics, at some cost in speed.")
 
 
 class CheckpointConfig(Section):
     monitor: str = Field("val_loss", description="Metric that picks `checkpoints/best.keras`.")
     mode: Literal["auto", "min", "max"] = Field("auto", description="Whether `monitor` should go down or up (`auto`: from its name).")
     evaluate: Literal["best", "last"] = Field("best", description="Which weights the final test evaluation uses.")
+    backup_every_steps: Optional[PositiveInt] = Field(
+        None, description="Also save the `--resume` state every this many training steps (it is always saved at the end of each epoch)."
+    )
 
 
 # ----------------------------------------------------------------------------------------- root
@@ -379,6 +383,11 @@ class Config(Section):
     schedule: ScheduleConfig = Field(default_factory=lambda: Constant(type="constant"), description="Learning-rate schedule.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Loss, metrics and the training loop.")
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig, description="Which checkpoint is `best`.")
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name_as_text(cls, name):
+        return str(name) if isinstance(name, (int, float)) and not isinstance(name, bool) else name
 
     @field_validator("name")
     @classmethod

@@ -49,12 +49,13 @@ class Data:
 
 
 def preflight(config: Config) -> None:
-    """Cheap checks that would otherwise fail after the run folder exists: config errors, exit 2."""
+    """Checks that would otherwise fail after the run folder exists (a missing path, an unknown or
+    undownloadable TFDS dataset), so a run that cannot start leaves nothing behind."""
     data = config.data
     if data.source in ("idx", "npz") and not Path(data.path).exists():
         raise ConfigError(f"data.path: no such file or folder: {data.path}")
-    if data.source == "tfds":
-        tfds_source.get_builder(data.name, data.data_dir)
+    if data.source == "tfds":  # unknown names and offline downloads fail here, before any run exists
+        tfds_source.prepare(tfds_source.get_builder(data.name, data.data_dir), data.data_dir, data.manual_dir)
 
 
 def _array_splits(config: Config, roles) -> tuple[dict[str, Split], dict[str, str]]:

@@ -1,0 +1,131 @@
+"""`dlopt compare`: one table of many runs, read from their folders. No TensorFlow here.
+
+Each row: the run, its status, the hyper-parameters that differ between the runs shown, best and
+final metrics, test metrics, epochs and training time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import socket
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+from .registry import did_you_mean
+from .runs import pid_alive
+
+try:  # the C loader reads a hundred configs in a blink; the pure-Python one is the fallback
+    _SafeLoader = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover
+    _SafeLoader = yaml.SafeLoader
+
+
+def find_runs(paths: list[Path]) -> list[Path]:
+    """Run folders named directly, or found one level down in folders of runs."""
+    found: list[Path] = []
+    for path in paths:
+        if (path / "run.json").exists():
+            found.append(path)
+        elif path.is_dir():
+            found += sorted(p for p in path.iterdir() if (p / "run.json").exists())
+        else:
+            raise ConfigError(f"{path}: no such run or folder of runs")
+    return list(dict.fromkeys(found))
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _flatten(value, prefix="") -> dict:
+    if isinstance(value, dict):
+        out = {}
+        for key, sub in value.items():
+            out.update(_flatten(sub, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: json.dumps(value) if isinstance(value, (list, dict)) else value}
+
+
+def status_of(record: dict) -> str:
+    """run.json's status; a `running` run whose process is gone on this host is shown as `died`."""
+    status = record.get("status", "unknown")
+    if status == "running" and record.get("host") == socket.gethostname() and not pid_alive(record.get("pid")):
+        return "died"
+    return status
+
+
+def load_run(path: Path) -> dict:
+    record = _read_json(path / "run.json")
+    summary = _read_json(path / "summary.json")
+    try:
+        config = yaml.load((path / "config.yaml").read_text(), Loader=_SafeLoader) or {}
+    except (OSError, yaml.YAMLError):
+        config = {}
+    row = {"run": path.name, "status": status_of(record), "path": str(path)}
+    best = summary.get("best") or {}
+    if best.get("monitor"):
+        row["best_epoch"] = best.get("epoch")
+        row[f"best_{best['monitor']}"] = best.get("value")
+    for key, value in (summary.get("final") or {}).items():
+        if key not in ("epoch_seconds", "samples_per_second", "learning_rate"):
+            row[key] = value
+    for key, value in (summary.get("test") or {}).items():
+        row[f"test_{key}"] = value
+    row["epochs"] = summary.get("epochs_run") or _count_epochs(path / "metrics.csv")
+    row["train_seconds"] = summary.get("train_seconds")
+    row["_params"] = {k: v for k, v in _flatten(config).items() if k != "name"}
+    return row
+
+
+def _count_epochs(path: Path):
+    try:
+        with open(path) as handle:
+            return max(sum(1 for _ in handle) - 1, 0)
+    except OSError:
+        return None
+
+
+def table(paths: list[Path], sort: str | None = None, status: tuple[str, ...] = (), descending: bool | None = None) -> tuple[list[str], list[dict]]:
+    """Column names and rows (dicts) for the runs under `paths`."""
+    rows = [load_run(p) for p in find_runs(paths)]
+    if status:
+        rows = [r for r in rows if r["status"] in status]
+    keys = sorted({k for r in rows for k in r["_params"]})
+    differing = [k for k in keys if len({json.dumps(r["_params"].get(k), sort_keys=True) for r in rows}) > 1]
+    for row in rows:
+        params = row.pop("_params")
+        row.update({k: params.get(k) for k in differing})
+    metric_columns = list(dict.fromkeys(k for r in rows for k in r if k not in ("run", "status", "path", "epochs", "train_seconds", *differing)))
+    columns = ["run", "status", *differing, *metric_columns, "epochs", "train_seconds"]
+    if sort:
+        if rows and sort not in columns:
+            raise ConfigError(f"--sort: no column '{sort}'{did_you_mean(sort, columns)}; columns: {', '.join(columns)}")
+        if descending is None:  # accuracy-like metrics sort best first, losses lowest first
+            descending = any(s in sort for s in ("acc", "auc", "f1", "precision", "recall"))
+        present = [r for r in rows if r.get(sort) is not None]
+        missing = [r for r in rows if r.get(sort) is None]
+        rows = sorted(present, key=lambda r: (isinstance(r[sort], str), r[sort]), reverse=descending) + missing
+    return columns, rows
+
+
+def to_csv(columns: list[str], rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns + ["path"], extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def format_value(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
