@@ -1,11 +1,14 @@
 """dlopt against a plain Keras script: the shipped Fashion-MNIST CNN, same data, side by side.
 
-    python benchmarks/throughput.py [--epochs 2] [--repeats 4] [--data /usr/share/datasets/fashion-mnist]
+    python benchmarks/throughput.py [--epochs 2] [--repeats 4] [--augment] [--data /usr/share/datasets/fashion-mnist]
 
 Each measurement runs in its own process (a fresh TensorFlow), plain and dlopt back to back so that
-machine noise hits both alike. Prints the training throughput (samples/second over the whole
-`fit`, validation and callbacks included) of each and the ratio dlopt / plain (1.0 = no overhead).
-Needs the real data: `apt-get install dataset-fashion-mnist`.
+machine noise hits both alike. Prints, for each, the training throughput (samples/second over the
+whole `fit`, validation and callbacks included) and the time from the process's start to the end
+of the first training step, and the throughput ratio dlopt / plain (1.0 = no overhead).
+`--augment` adds the same augmentation to both (translation and flip, Keras preprocessing layers
+mapped over batches, as the Keras guides write it). Needs the real data:
+`apt-get install dataset-fashion-mnist`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "cnn_fashion_mnist_local.yaml"
+AUGMENT = [{"type": "random_translation", "height": 0.08, "width": 0.08}, {"type": "random_flip", "mode": "horizontal"}]
+
+
+def seconds_since_process_start() -> float:
+    """Time since this process started, from Linux's /proc (the plain script measures like dlopt)."""
+    import os
+
+    with open("/proc/self/stat") as handle:
+        started_ticks = int(handle.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/uptime") as handle:
+        return float(handle.read().split()[0]) - started_ticks / os.sysconf("SC_CLK_TCK")
 
 
 def read_idx(path: Path):
@@ -33,7 +47,7 @@ def read_idx(path: Path):
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def plain_keras(data: Path, epochs: int) -> dict:
+def plain_keras(data: Path, epochs: int, augment: bool) -> dict:
     """The same model and training, written the way the Keras and tf.data guides do it."""
     import keras
     import numpy as np
@@ -45,7 +59,11 @@ def plain_keras(data: Path, epochs: int) -> dict:
     x_train, y_train, x_val, y_val = x[:54000], y[:54000], x[54000:], y[54000:]
     y_train, y_val = keras.utils.to_categorical(y_train, 10), keras.utils.to_categorical(y_val, 10)
     batch = 128
-    train = tf.data.Dataset.from_tensor_slices((x_train, y_train)).cache().shuffle(len(x_train)).batch(batch).prefetch(tf.data.AUTOTUNE)
+    train = tf.data.Dataset.from_tensor_slices((x_train, y_train)).cache().shuffle(len(x_train)).batch(batch)
+    if augment:  # the Keras guide's way: preprocessing layers mapped over batches in tf.data
+        shift, flip = keras.layers.RandomTranslation(0.08, 0.08, fill_mode="constant"), keras.layers.RandomFlip("horizontal")
+        train = train.map(lambda x, y: (flip(shift(x, training=True), training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    train = train.prefetch(tf.data.AUTOTUNE)
     val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(batch).cache().prefetch(tf.data.AUTOTUNE)
 
     def conv_block(filters):
@@ -65,27 +83,44 @@ def plain_keras(data: Path, epochs: int) -> dict:
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
         metrics=["accuracy", keras.metrics.F1Score(average="macro", name="macro_f1")],
     )
+    first_step = []
+    on_first_step = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: first_step or first_step.append(seconds_since_process_start()))
     start = time.perf_counter()
-    history = model.fit(train, validation_data=val, epochs=epochs, verbose=2)
+    history = model.fit(train, validation_data=val, epochs=epochs, verbose=2, callbacks=[on_first_step])
     fit_seconds = time.perf_counter() - start
-    return {"fit_seconds": fit_seconds, "train_examples": len(x_train), "parameters": model.count_params(), "val_accuracy": history.history["val_accuracy"][-1]}
+    return {"fit_seconds": fit_seconds, "train_examples": len(x_train), "parameters": model.count_params(), "val_accuracy": history.history["val_accuracy"][-1], "startup_seconds": first_step[0]}
 
 
-def dlopt_run(data: Path, epochs: int) -> dict:
+def dlopt_run(data: Path, epochs: int, augment: bool) -> dict:
+    """The `dlopt train` command itself (in this worker process: start-up is measured from here)."""
+    from dlopt.cli import main
+
     with tempfile.TemporaryDirectory() as runs:
-        command = [
-            sys.executable, "-m", "dlopt.cli", "train", str(CONFIG), "--runs-dir", runs, "--json", "--progress", "lines",
+        args = [
+            "train", str(CONFIG), "--runs-dir", runs, "--progress", "lines", "--json",
             "--set", f"train.epochs={epochs}", "--set", "train.early_stopping=null", "--set", f"data.path={data}",
+            "--set", f"data.augment={json.dumps(AUGMENT if augment else [])}",
         ]
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise SystemExit(f"dlopt failed: {result.stderr[-2000:]}")
-        summary = json.loads((Path(json.loads(result.stdout)["run_dir"]) / "summary.json").read_text())
-    return {"fit_seconds": summary["train_seconds"], "train_examples": summary["examples"]["train"], "parameters": summary["parameters"], "val_accuracy": summary["final"]["val_accuracy"]}
+        import contextlib
+        import io
+
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            try:
+                main(args)
+            except SystemExit as exit:
+                if exit.code:
+                    raise SystemExit(f"dlopt failed with exit code {exit.code}")
+        summary = json.loads((Path(json.loads(printed.getvalue())["run_dir"]) / "summary.json").read_text())
+    return {
+        "fit_seconds": summary["train_seconds"], "train_examples": summary["examples"]["train"], "parameters": summary["parameters"],
+        "val_accuracy": summary["final"]["val_accuracy"], "startup_seconds": summary["startup_seconds"],
+    }
 
 
-def measure(kind: str, data: Path, epochs: int) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--worker", kind, "--epochs", str(epochs), "--data", str(data)], capture_output=True, text=True)
+def measure(kind: str, data: Path, epochs: int, augment: bool) -> dict:
+    command = [sys.executable, __file__, "--worker", kind, "--epochs", str(epochs), "--data", str(data)] + (["--augment"] if augment else [])
+    result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"{kind} failed: {result.stderr[-2000:]}")
     out = json.loads(result.stdout.strip().splitlines()[-1])
@@ -98,29 +133,33 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--data", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
+    parser.add_argument("--augment", action="store_true", help="the same augmentation in both")
     parser.add_argument("--worker", choices=["plain", "dlopt"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         run = plain_keras if args.worker == "plain" else dlopt_run
-        print(json.dumps(run(args.data, args.epochs)))
+        print(json.dumps(run(args.data, args.epochs, args.augment)))
         return
 
     # Pairs run back to back, the order swapped every repeat: slow drifts in machine speed then hit
     # both sides of a pair alike, and the median pair ratio ignores a pair caught by a burst.
-    ratios, parameters = [], set()
+    ratios, parameters, startups = [], set(), {"plain": [], "dlopt": []}
     for repeat in range(args.repeats):
         order = ("plain", "dlopt") if repeat % 2 == 0 else ("dlopt", "plain")
         pair = {}
         for kind in order:
-            r = pair[kind] = measure(kind, args.data, args.epochs)
+            r = pair[kind] = measure(kind, args.data, args.epochs, args.augment)
             parameters.add(r["parameters"])
+            startups[kind].append(r["startup_seconds"])
             print(f"repeat {repeat + 1} {kind:5s}: {r['samples_per_second']:7.0f} samples/s  fit {r['fit_seconds']:6.1f}s  "
-                  f"val_accuracy {r['val_accuracy']:.4f}  parameters {r['parameters']:,}", flush=True)
+                  f"start to first step {r['startup_seconds']:5.1f}s  val_accuracy {r['val_accuracy']:.4f}  parameters {r['parameters']:,}", flush=True)
         ratios.append(pair["dlopt"]["samples_per_second"] / pair["plain"]["samples_per_second"])
         print(f"repeat {repeat + 1} ratio dlopt/plain: {ratios[-1]:.3f}", flush=True)
     assert len(parameters) == 1, f"the two models differ: {parameters}"
-    print(f"samples/s ratio dlopt/plain over {args.repeats} pairs: median {statistics.median(ratios):.3f} "
+    label = "with augmentation" if args.augment else "without augmentation"
+    print(f"samples/s ratio dlopt/plain {label}, over {args.repeats} pairs: median {statistics.median(ratios):.3f} "
           f"(min {min(ratios):.3f}, max {max(ratios):.3f})")
+    print(f"process start to first training step, median: plain {statistics.median(startups['plain']):.1f}s, dlopt {statistics.median(startups['dlopt']):.1f}s")
 
 
 if __name__ == "__main__":

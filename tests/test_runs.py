@@ -45,7 +45,8 @@ def test_create_never_shares_a_folder():
 
 
 def test_eight_parallel_trainings_each_get_their_own_run(tmp_path, idx_dir):
-    config = write_config(tmp_path / "c.yaml", tiny_cnn_config(idx_dir, train={"epochs": 1, "progress": "none"}))
+    # one thread each: eight runs share two cores without fighting over them
+    config = write_config(tmp_path / "c.yaml", tiny_cnn_config(idx_dir, train={"epochs": 1, "progress": "none", "threads": 1}))
     procs = [
         subprocess.Popen(DLOPT + ["train", str(config), "--name", "same", "--runs-dir", str(tmp_path / "runs"), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(8)
@@ -58,6 +59,8 @@ def test_eight_parallel_trainings_each_get_their_own_run(tmp_path, idx_dir):
     for folder in folders:
         assert json.loads((folder / "run.json").read_text())["status"] == "completed"
         assert len(read_rows(folder / "metrics.csv")) == 1
+        assert 0 < json.loads((folder / "summary.json").read_text())["startup_seconds"] < 300
+    assert not any("train.threads ignored" in err for _, err in outputs)
 
 
 def fake_run(folder: Path, name: str, lr: float, status: str = "completed", val_accuracy: float = 0.5, epochs: int = 3) -> Path:
@@ -224,7 +227,9 @@ def test_data_error_fails_the_run_with_one_line(tmp_path, cli):
 
 
 def test_deterministic_runs_repeat_exactly(tmp_path, cli, idx_dir):
-    config = write_config(tmp_path / "c.yaml", tiny_cnn_config(idx_dir, train={"epochs": 2, "progress": "none", "deterministic": True}))
+    config = tiny_cnn_config(idx_dir, train={"epochs": 2, "progress": "none", "deterministic": True})
+    config["data"]["augment"] = [{"type": "random_translation"}, {"type": "random_flip"}, {"type": "mixup"}]  # random ops too
+    config = write_config(tmp_path / "c.yaml", config)
     for name in ("one", "two"):
         code, _, err = cli("train", config, "--runs-dir", tmp_path / "runs", "--name", name)
         assert code == 0, err

@@ -24,8 +24,24 @@ def last_step_learning_rate(optimizer) -> float:
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
+_IMPORTED_AT = time.time()
+
+
+def process_start_time() -> float:
+    """When this process started (wall clock), from Linux's /proc; elsewhere, when dlopt was imported."""
+    try:
+        with open("/proc/self/stat") as handle:
+            started_ticks = int(handle.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        with open("/proc/uptime") as handle:
+            uptime = float(handle.read().split()[0])
+        return time.time() - (uptime - started_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return _IMPORTED_AT
+
+
 class EpochStats(keras.callbacks.Callback):
-    """Adds learning_rate, epoch_seconds and samples_per_second to each epoch's logs.
+    """Adds learning_rate, epoch_seconds and samples_per_second to each epoch's logs, and measures
+    the time from the process's start to the end of the first training step (`startup_seconds`).
 
     samples_per_second counts training time only (up to the start of validation), so it measures
     the training loop's throughput and compares across runs with different validation sets.
@@ -34,6 +50,11 @@ class EpochStats(keras.callbacks.Callback):
     def __init__(self, train_examples: int):
         super().__init__()
         self.train_examples = train_examples
+        self.startup_seconds = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.startup_seconds is None:
+            self.startup_seconds = time.time() - process_start_time()
 
     def on_epoch_begin(self, epoch, logs=None):
         self.start = time.perf_counter()

@@ -24,7 +24,7 @@ def evaluate(run_dir: Path, split: str = "test", checkpoint: str = "best") -> di
         raise ConfigError(f"{run_dir}: no {checkpoint} checkpoint ({path.name} is missing; did the run finish an epoch?)")
     config = load_config(run_dir / "config.yaml")
     models.import_user_module(config.model.module)  # custom layers register themselves before loading
-    data = data_module.build(config, roles=(split,), with_statistics=False)
+    data = data_module.build(config, roles=(split,), with_statistics=False, for_training=False)
     if split not in data.pipelines:
         raise ConfigError(f"--split: the run has no '{split}' split; it has: {', '.join(data.pipelines)}")
     try:

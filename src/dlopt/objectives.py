@@ -25,8 +25,10 @@ def resolve_metrics(train: TrainConfig, task: str) -> list[str]:
     return list(train.metrics)
 
 
-def label_format(train: TrainConfig, task: str, num_classes: int | None) -> str:
-    """How labels are fed: 'sparse' class ids, 'onehot' vectors, 'binary' 0/1, or 'value' targets."""
+def label_format(train: TrainConfig, task: str, num_classes: int | None, mixed_labels: bool = False) -> str:
+    """How labels are fed: 'sparse' class ids, 'onehot' vectors, 'binary' 0/1, or 'value' targets.
+
+    `mixed_labels`: mixup or cutmix blend labels, which only one-hot (or binary) labels can carry."""
     loss, metrics = resolve_loss(train, task), resolve_metrics(train, task)
     wrong_metrics = set(metrics) - (CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS)
     if wrong_metrics:
@@ -44,7 +46,7 @@ def label_format(train: TrainConfig, task: str, num_classes: int | None) -> str:
             raise ConfigError("train.metrics: top_k_accuracy needs more than one output; not with binary_crossentropy")
         return "binary"
     # label smoothing needs one-hot targets: Keras' sparse cross-entropy has no label_smoothing
-    if loss == "categorical_crossentropy" or train.label_smoothing > 0 or ONE_HOT_METRICS & set(metrics):
+    if loss == "categorical_crossentropy" or train.label_smoothing > 0 or mixed_labels or ONE_HOT_METRICS & set(metrics):
         return "onehot"
     return "sparse"
 

@@ -50,6 +50,26 @@ def _check_monitors(config: Config, data) -> None:
             raise ConfigError(f"{key}: '{name}' is not logged{did_you_mean(name, known)}; logged: {', '.join(sorted(known))}")
 
 
+def _jit_compile(setting):
+    """XLA: `auto` leaves it off on CPU, where it is several times slower for small convnets."""
+    if setting != "auto":
+        return setting
+    import tensorflow as tf
+
+    return "auto" if tf.config.list_physical_devices("GPU") else False
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already ran ops in this process (e.g. a notebook): say so, go on
+        report.stderr.print("warning: train.threads ignored: TensorFlow was already started in this process")
+
+
 def _compile(config: Config, model, data, optimizer) -> None:
     from .objectives import build_loss, build_metrics
 
@@ -58,6 +78,7 @@ def _compile(config: Config, model, data, optimizer) -> None:
         loss=build_loss(config.train, data.task, data.label_format),
         metrics=build_metrics(config.train, data.task, data.label_format),
         steps_per_execution=config.train.steps_per_execution,
+        jit_compile=_jit_compile(config.train.jit_compile),
     )
 
 
@@ -69,7 +90,7 @@ def best_epoch(rows: list[dict], monitor: str, mode: str) -> dict:
     return {"epoch": epoch, "monitor": monitor, "value": value}
 
 
-def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows: list[dict], stopper) -> tuple[list, object, object]:
+def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows: list[dict], stopper) -> tuple[list, object, object, object]:
     import keras
 
     from .callbacks import Backup, EpochStats, MetricsCSV
@@ -82,9 +103,10 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
     threshold = best_epoch(earlier_rows, monitor, mode)["value"]
     backup = Backup(run_dir / "backup", config.checkpoint.backup_every_steps)
     metrics_csv = MetricsCSV(run_dir / "metrics.csv", earlier_rows)
+    stats = EpochStats(data.counts["train"])
     callbacks = [
         backup,  # first: it restores weights, optimizer state and the epoch before anything runs
-        EpochStats(data.counts["train"]),  # before the writers: they see its learning_rate and timing
+        stats,  # before the writers: they see its learning_rate and timing
         *schedule_callbacks(config, data.steps_per_epoch),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.ModelCheckpoint(ckpt / "best.keras", monitor=monitor, mode=mode, save_best_only=True, initial_value_threshold=threshold),
@@ -100,7 +122,7 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
         )
     # the stopper goes last: an interrupt lands after this epoch's backup, checkpoints and rows
     callbacks += [metrics_csv, report.progress_callback(progress, config.train.epochs, data.steps_per_epoch), stopper]
-    return callbacks, metrics_csv, backup
+    return callbacks, metrics_csv, backup, stats
 
 
 def train(config: Config, runs_dir: Path, command: list[str], progress: str = "auto", resume: Path | None = None) -> dict:
@@ -124,6 +146,7 @@ def train(config: Config, runs_dir: Path, command: list[str], progress: str = "a
     previous_handlers = {sig: signal.signal(sig, stopper.handle_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     backup = None
     try:
+        _set_threads(config.train.threads)  # before TensorFlow runs its first op
         keras.utils.set_random_seed(config.seed)  # Python, NumPy and TensorFlow
         if config.train.deterministic:
             import tensorflow as tf
@@ -135,7 +158,7 @@ def train(config: Config, runs_dir: Path, command: list[str], progress: str = "a
 
         _compile(config, model, data, build_optimizer(config, data.steps_per_epoch))
         _check_monitors(config, data)
-        callbacks, metrics_csv, backup = _callbacks(config, run_dir, data, progress, earlier_rows, stopper)
+        callbacks, metrics_csv, backup, stats = _callbacks(config, run_dir, data, progress, earlier_rows, stopper)
 
         verb = "resuming" if resume else "run"
         report.stderr.print(f"{verb} {run_dir}: {data.counts['train']} training examples, {model.count_params():,} parameters", soft_wrap=True)
@@ -178,6 +201,7 @@ def train(config: Config, runs_dir: Path, command: list[str], progress: str = "a
             "model_bytes": best_path.stat().st_size if best_path.exists() else None,
             "train_seconds": round(train_seconds, 3),
             "samples_per_second": sum(r["samples_per_second"] for r in rows) / len(rows),
+            "startup_seconds": None if stats.startup_seconds is None else round(stats.startup_seconds, 3),
             "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
         report.plot_curves({config.name: rows}, run_dir / "plots" / "curves.png")

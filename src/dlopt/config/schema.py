@@ -21,36 +21,11 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ..registry import did_you_mean
-
-PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-NonNegativeFloat = Annotated[float, Field(ge=0)]
-Fraction = Annotated[float, Field(ge=0, lt=1)]
+from .augment import AugmentOp
+from .schema_base import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt, Section, field_error
 
 ACTIVATIONS = ("relu", "gelu", "elu", "selu", "silu", "swish", "tanh", "sigmoid", "leaky_relu", "linear")
 Activation = Literal["relu", "gelu", "elu", "selu", "silu", "swish", "tanh", "sigmoid", "leaky_relu", "linear"]
-
-
-def field_error(key: str, message: str) -> PydanticCustomError:
-    """An error about one key of the section being validated; the loader adds the key to the path."""
-    return PydanticCustomError("dlopt_field", "{message}", {"key": key, "message": message})
-
-
-class Section(BaseModel):
-    """Base of every section: unknown keys are errors, with a suggestion for misspelt ones."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _reject_unknown_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            known = set(cls.model_fields)
-            for key in data:
-                if key not in known:
-                    hint = did_you_mean(key, known) or f" (expected one of: {', '.join(sorted(known))})"
-                    raise field_error(str(key), f"unknown key '{key}'{hint}")
-        return data
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -93,7 +68,18 @@ class DataConfig(Section):
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(0.1, description="Fraction of `train` carved off for validation when `splits.val` is unset and the dataset has no validation split.")
     batch_size: Union[PositiveInt, Literal["full"]] = Field(128, description="Examples per step; `full` uses the whole training split each step (full-batch gradient descent).")
     shuffle_buffer: Optional[PositiveInt] = Field(None, description="Shuffle buffer size; unset shuffles over the whole training split.")
-    cache: bool = Field(True, description="Cache decoded examples in memory after the first epoch.")
+    cache: Union[bool, str] = Field(
+        True,
+        description="Cache decoded examples after the first epoch: `true` in memory, or a file path prefix (e.g. `/tmp/dlopt-cache/mnist`) for data too big for memory; `false` re-reads every epoch. Sources read into memory (idx, npz) need no cache.",
+    )
+    augment: list[AugmentOp] = Field(
+        default_factory=list,
+        description="Augmentation of training batches only, in this order; each item is `{type: ..., <parameters>}` (see `data.augment[].*`). Never applied to validation, test or `dlopt eval`.",
+    )
+    parallel_calls: Union[PositiveInt, Literal["auto"]] = Field(
+        "auto", description="Batches encoded and augmented in parallel by tf.data (`auto`: tf.data.AUTOTUNE)."
+    )
+    prefetch: Union[PositiveInt, Literal["auto"]] = Field("auto", description="Batches prepared ahead of the training step (`auto`: tf.data.AUTOTUNE).")
     task: Literal["auto", "classification", "regression"] = Field(
         "auto", description="`auto`: integer labels mean classification, floating-point labels mean regression."
     )
@@ -355,7 +341,11 @@ class TrainConfig(Section):
     )
     top_k: PositiveInt = Field(5, description="k of `top_k_accuracy`.")
     early_stopping: Optional[EarlyStopping] = Field(None, description="Early stopping (see `train.early_stopping.*`); unset: off.")
-    steps_per_execution: PositiveInt = Field(1, description="Training steps run per call into the TensorFlow graph.")
+    steps_per_execution: PositiveInt = Field(1, description="Training steps run per call into the TensorFlow graph (more: less Python overhead per step).")
+    jit_compile: Union[bool, Literal["auto"]] = Field(
+        "auto", description="XLA compilation of the training step. `auto`: off on CPU (several times slower for small convnets there), Keras' choice on GPU."
+    )
+    threads: Optional[PositiveInt] = Field(None, description="TensorFlow threads per op (intra-op parallelism); unset: one per CPU core.")
     progress: Literal["auto", "bar", "lines", "none"] = Field("auto", description="`auto`: a progress bar on a terminal, one line per epoch otherwise.")
     deterministic: bool = Field(False, description="Deterministic TensorFlow ops: the same config and seed give the same metrics, at some cost in speed.")
 

@@ -16,7 +16,7 @@ import numpy as np
 from ..config.schema import Config
 from ..errors import ConfigError, RunFailed
 from ..objectives import label_format
-from . import idx, npz, tfds_source
+from . import augment, idx, npz, tfds_source
 from .pipeline import batched, feature_statistics
 from .splits import slice_bounds
 
@@ -139,8 +139,10 @@ def _task_and_classes(config: Config, train: Split, metadata_classes: int | None
     return task, classes, ()
 
 
-def build(config: Config, roles=ROLES, with_statistics: bool = True) -> Data:
-    """Read the data for `roles` and return batched pipelines; statistics come from train only."""
+def build(config: Config, roles=ROLES, with_statistics: bool = True, for_training: bool = True) -> Data:
+    """Read the data for `roles` and return batched pipelines; statistics come from train only.
+
+    `for_training=False` (evaluation): no role is shuffled or augmented, the train split included."""
     data = config.data
     metadata_classes = None
     wanted = tuple(dict.fromkeys(("train",) + tuple(roles)))  # train decides task and statistics
@@ -151,7 +153,7 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True) -> Data:
         splits, names = _array_splits(config, wanted)
     train = splits["train"]
     task, num_classes, target_shape = _task_and_classes(config, train, metadata_classes)
-    fmt = label_format(config.train, task, num_classes)
+    fmt = label_format(config.train, task, num_classes, mixed_labels=augment.mixes_labels(data.augment))
 
     if train.arrays is not None:
         input_shape = tuple(train.arrays[0].shape[1:])
@@ -159,6 +161,13 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True) -> Data:
         input_shape = tuple(train.dataset.element_spec[0].shape)
         if None in input_shape:
             raise RunFailed(f"data: inputs of varying shape {input_shape} are not supported for this model; resize them first")
+
+    raw_dtype = train.arrays[0].dtype if train.arrays is not None else np.dtype(train.dataset.element_spec[0].dtype.as_numpy_dtype)
+    augment.check(data.augment, input_shape, np.issubdtype(raw_dtype, np.integer), task)
+    augment_batch = None
+    if data.augment and "train" in roles and for_training:
+        value_range = (0.0, 255.0) if raw_dtype == np.uint8 else (0.0, 1.0)
+        augment_batch = augment.augmenter(data.augment, input_shape, value_range, config.seed)
 
     mean = variance = None
     if with_statistics and data.preprocess.standardize != "none":
@@ -171,12 +180,17 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True) -> Data:
             pipelines[role] = batched(
                 splits[role],
                 batch_size=batch_size if role == "train" else min(batch_size, 1024),
-                training=role == "train",
+                training=role == "train" and for_training,
                 label_format=fmt,
                 num_classes=num_classes,
                 shuffle_buffer=data.shuffle_buffer,
                 cache=data.cache,
                 seed=config.seed,
+                augment=augment_batch,
+                parallel_calls=data.parallel_calls,
+                prefetch=data.prefetch,
+                deterministic=config.train.deterministic,
+                cache_name=role,
             )
     return Data(
         pipelines=pipelines,

@@ -24,19 +24,42 @@ def _encode(label_format: str, num_classes: int | None):
     return encode
 
 
-def batched(split, *, batch_size: int, training: bool, label_format: str, num_classes, shuffle_buffer, cache: bool, seed: int):
+def batched(
+    split, *, batch_size: int, training: bool, label_format: str, num_classes, shuffle_buffer, cache, seed: int,
+    augment=None, parallel_calls="auto", prefetch="auto", deterministic: bool = False, cache_name: str = "split",
+):
+    """cache -> shuffle -> batch -> encode -> augment (training only) -> prefetch."""
     import tensorflow as tf
 
+    auto = tf.data.AUTOTUNE
     if split.arrays is not None:
         dataset = tf.data.Dataset.from_tensor_slices(split.arrays)  # already in memory: no cache needed
+    elif isinstance(cache, str):  # a folder: decoded examples go to a file, for data too big for memory
+        dataset = split.dataset.cache(cache_file(cache, cache_name))
     else:
         dataset = split.dataset.cache() if cache else split.dataset
     if training:
         dataset = dataset.shuffle(shuffle_buffer or split.count, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
+    calls = auto if parallel_calls == "auto" else parallel_calls
     # mapping whole batches is vectorised: one op call per batch instead of per example
-    dataset = dataset.map(_encode(label_format, num_classes), num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.map(_encode(label_format, num_classes), num_parallel_calls=calls)
+    if training and augment is not None:
+        # random ops drawn in parallel calls run in no fixed order: deterministic runs draw one batch at a time
+        dataset = dataset.map(augment, num_parallel_calls=1 if deterministic else calls, deterministic=deterministic or None)
+    return dataset.prefetch(auto if prefetch == "auto" else prefetch)
+
+
+def cache_file(folder: str, name: str) -> str:
+    """A cache file of this process in `folder`, removed when the process ends (tf.data locks it while writing)."""
+    import atexit
+    import glob
+    import os
+
+    os.makedirs(folder, exist_ok=True)
+    prefix = os.path.join(folder, f"dlopt-{name}-{os.getpid()}")
+    atexit.register(lambda: [os.remove(f) for f in glob.glob(prefix + "*") if os.path.exists(f)])
+    return prefix
 
 
 def feature_statistics(split, rescale: float, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:

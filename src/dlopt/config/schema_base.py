@@ -1,0 +1,37 @@
+"""What every config section shares: unknown keys are errors, and errors name their key."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from ..registry import did_you_mean
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+
+def field_error(key: str, message: str) -> PydanticCustomError:
+    """An error about one key of the section being validated; the loader adds the key to the path."""
+    return PydanticCustomError("dlopt_field", "{message}", {"key": key, "message": message})
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are errors, with a suggestion for misspelt ones."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            known = set(cls.model_fields)
+            for key in data:
+                if key not in known:
+                    hint = did_you_mean(key, known) or f" (expected one of: {', '.join(sorted(known))})"
+                    raise field_error(str(key), f"unknown key '{key}'{hint}")
+        return data
