@@ -19,7 +19,7 @@ def build(model: dict, input_shape=(8, 8, 1), task="classification", num_classes
     )
     data = SimpleNamespace(
         input_shape=input_shape, task=task, num_classes=num_classes, label_format=fmt, target_shape=target_shape,
-        mean=np.array([0.5], np.float32), variance=np.array([0.25], np.float32),
+        mean=np.array([0.5], np.float32), variance=np.array([0.25], np.float32), vectorizer=None,
     )
     return models.build(config, data)
 

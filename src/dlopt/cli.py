@@ -153,6 +153,8 @@ def train(config_file, sets, module, name, seed, runs_dir, resume, progress, as_
         click.echo(json.dumps({k: summary[k] for k in keys}))
     else:
         report.stdout.print(report.results_table(summary))
+        if summary.get("forecast"):
+            report.stdout.print(report.forecast_table(summary["forecast"]))
         report.stdout.print(report.results_footer(summary), soft_wrap=True)
 
 

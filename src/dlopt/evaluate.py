@@ -23,6 +23,7 @@ def evaluate(run_dir: Path, split: str = "test", checkpoint: str = "best") -> di
     if not path.exists():
         raise ConfigError(f"{run_dir}: no {checkpoint} checkpoint ({path.name} is missing; did the run finish an epoch?)")
     config = load_config(run_dir / "config.yaml")
+    models.register_builtins()  # dlopt's own saved layers (the transformer's position embedding)
     models.import_user_module(config.model.module)  # custom layers register themselves before loading
     data = data_module.build(config, roles=(split,), with_statistics=False, for_training=False)
     if split not in data.pipelines:

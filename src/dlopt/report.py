@@ -74,6 +74,17 @@ def results_table(summary: dict) -> Table:
     return table
 
 
+def forecast_table(forecast: dict) -> Table:
+    """Time series: the model against the naive forecasts on the same test windows."""
+    table = Table(title=f"test forecasts ({forecast['windows']} windows, original units)", title_justify="left")
+    for column in ("forecast", "rmse", "mae"):
+        table.add_column(column, justify="left" if column == "forecast" else "right")
+    for name in ("model", "persistence", "seasonal_naive"):
+        label = f"seasonal naive (period {forecast['season']})" if name == "seasonal_naive" else name
+        table.add_row(label, _num(forecast[name]["rmse"]), _num(forecast[name]["mae"]))
+    return table
+
+
 def results_footer(summary: dict) -> str:
     return (
         f"{summary.get('epochs_run')} epochs in {summary.get('train_seconds', 0):.1f}s "

@@ -184,6 +184,11 @@ def train(config: Config, runs_dir: Path, command: list[str], progress: str = "a
         if "test" in data.pipelines:
             test = {k: float(v) for k, v in model.evaluate(data.pipelines["test"], verbose=0, return_dict=True).items()}
 
+        forecast = None
+        if data.series is not None:  # does the model beat the naive forecasts on the same test windows?
+            from .data.timeseries import forecast_report
+
+            forecast = forecast_report(model, data.series, config.data.timeseries)
         best = best_epoch(rows, config.checkpoint.monitor, config.checkpoint.mode)
         summary = {
             "name": config.name,
@@ -193,6 +198,8 @@ def train(config: Config, runs_dir: Path, command: list[str], progress: str = "a
             "best_epoch_metrics": next((row for row in rows if row["epoch"] == best["epoch"]), {}),
             "final": {k: v for k, v in rows[-1].items() if k != "epoch"},
             "test": test,
+            **({"forecast": forecast} if forecast else {}),
+            **({"class_names": data.class_names} if data.class_names else {}),
             "test_checkpoint": config.checkpoint.evaluate if best_path.exists() else "last",
             "epochs_run": len(rows),
             "examples": data.counts,

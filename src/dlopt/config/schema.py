@@ -52,15 +52,55 @@ class Preprocess(Section):
     )
 
 
+FILE_SOURCES = ("idx", "npz", "text_folder", "csv")
+
+
+class TextConfig(Section):
+    """Text inputs: turned into token ids by a TextVectorization layer adapted on the training split
+    only and saved inside the model, so the saved model takes raw text."""
+
+    max_tokens: PositiveInt = Field(20000, description="Vocabulary size, including the padding and out-of-vocabulary tokens.")
+    sequence_length: PositiveInt = Field(200, description="Tokens per example: longer texts are cut, shorter ones padded.")
+    standardize: Literal["lower_and_strip_punctuation", "lower", "strip_punctuation", "none"] = Field(
+        "lower_and_strip_punctuation", description="How text is normalised before splitting into words."
+    )
+    column: str = Field("text", description="Source `csv`: the column holding the text.")
+    label_column: str = Field("label", description="Source `csv`: the column holding the label (class ids or class names).")
+
+
+class TimeseriesConfig(Section):
+    """Forecasting from a CSV time series: sliding windows, split by time, scaled on the training part."""
+
+    time_column: str = Field("time", description="Column that orders the rows (numbers, or ISO dates/times, which sort as text).")
+    value_columns: Optional[list[str]] = Field(None, description="Input columns; unset: every column but the time column.")
+    target_columns: Optional[list[str]] = Field(None, description="Columns to forecast; unset: the value columns.")
+    input_width: PositiveInt = Field(24, description="Time steps each window shows the model.")
+    horizon: PositiveInt = Field(1, description="Time steps forecast after each window.")
+    stride: PositiveInt = Field(1, description="Steps between the starts of consecutive windows.")
+    train_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(0.7, description="First part of the series used for training (windows never cross a split).")
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(0.15, description="Next part, for validation; the rest is the test part.")
+    scale: Literal["standard", "minmax", "none"] = Field("standard", description="Per-column scaling, fitted on the training part only.")
+    smoothing: Optional[Annotated[int, Field(gt=1)]] = Field(None, description="Trailing moving average over this many steps before windowing (uses past values only: no leak).")
+    season: PositiveInt = Field(24, description="Period of the seasonal-naive baseline forecast (at most input_width).")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.train_fraction + self.val_fraction >= 1:
+            raise field_error("val_fraction", f"train_fraction + val_fraction must leave a test part, got {self.train_fraction} + {self.val_fraction}")
+        if self.season > self.input_width:
+            raise field_error("season", f"expected at most input_width ({self.input_width}): the seasonal-naive forecast reads its values from the window, got {self.season}")
+        return self
+
+
 class DataConfig(Section):
-    source: Literal["tfds", "idx", "npz"] = Field(
+    source: Literal["tfds", "idx", "npz", "text_folder", "csv"] = Field(
         ...,
-        description="Where examples come from: `tfds` (a TensorFlow Datasets name), `idx` (a folder of MNIST-format IDX files, gzipped or not), `npz` (NumPy arrays x/y per split).",
+        description="Where examples come from: `tfds` (a TensorFlow Datasets name, images or text), `idx` (a folder of MNIST-format IDX files, gzipped or not), `npz` (NumPy arrays x/y per split), `text_folder` (`<split>/<class>/*.txt`), `csv` (a text and a label column).",
     )
     name: Optional[str] = Field(None, description="TFDS dataset name, e.g. `mnist`, `fashion_mnist`, `cifar10` (source `tfds`).")
     path: Optional[str] = Field(
         None,
-        description="Source `idx`: the folder holding `<split>-images-idx3-ubyte[.gz]` and `<split>-labels-idx1-ubyte[.gz]` (`test` also finds `t10k-*`). Source `npz`: one `.npz` file with `x_<split>`/`y_<split>` arrays, or a folder of `<split>.npz` files with `x`/`y`. A relative path is looked up beside the config file first, then in the working directory.",
+        description="Source `idx`: the folder holding `<split>-images-idx3-ubyte[.gz]` and `<split>-labels-idx1-ubyte[.gz]` (`test` also finds `t10k-*`). Source `npz`: one `.npz` file with `x_<split>`/`y_<split>` arrays, or a folder of `<split>.npz` files with `x`/`y`. Source `text_folder`: the folder holding `<split>/<class name>/*.txt`. Source `csv`: one `.csv` file (slice it into splits, e.g. `train[:80%]`) or a folder of `<split>.csv` files. A relative path is looked up beside the config file first, then in the working directory.",
     )
     data_dir: Optional[str] = Field(None, description="TFDS data directory (default: TFDS's own, `~/tensorflow_datasets`).")
     manual_dir: Optional[str] = Field(None, description="TFDS manual directory holding already-downloaded source files, for offline machines.")
@@ -85,12 +125,16 @@ class DataConfig(Section):
     )
     num_classes: Optional[PositiveInt] = Field(None, description="Number of classes; unset: from the dataset's metadata, or the largest training label + 1.")
     preprocess: Preprocess = Field(default_factory=Preprocess, description="Preprocessing (see `data.preprocess.*`).")
+    text: TextConfig = Field(default_factory=TextConfig, description="Text inputs (TFDS text datasets, `text_folder`, `csv`); see `data.text.*`.")
+    timeseries: Optional[TimeseriesConfig] = Field(None, description="Source `csv` as a time series to forecast (see `data.timeseries.*`); unset: the CSV holds text.")
 
     @model_validator(mode="after")
     def _source_needs_its_keys(self):
         if self.source == "tfds" and not self.name:
             raise field_error("name", "required when data.source is 'tfds' (a TFDS dataset name such as 'mnist')")
-        if self.source in ("idx", "npz") and not self.path:
+        if self.timeseries is not None and self.source != "csv":
+            raise field_error("timeseries", f"needs data.source 'csv', got '{self.source}'")
+        if self.source in FILE_SOURCES and not self.path:
             raise field_error("path", f"required when data.source is '{self.source}' (a file or folder path)")
         return self
 
@@ -99,7 +143,9 @@ class DataConfig(Section):
 
 
 class ModelBase(Section):
-    dropout: Fraction = Field(0.0, description="Dropout rate after each hidden dense layer (the `cnn` head, every `mlp` layer).")
+    dropout: Fraction = Field(
+        0.0, description="Dropout rate: after each hidden dense layer (every family), on each recurrent layer's inputs (`lstm`), on attention and feed-forward outputs (`transformer`)."
+    )
     batch_norm: bool = Field(False, description="Batch normalisation after each convolution / dense layer, before the activation.")
     activation: Activation = Field("relu", description=f"Hidden-layer activation: {', '.join(ACTIVATIONS)}.")
     l1: NonNegativeFloat = Field(0.0, description="L1 penalty on every kernel (weights) of conv and dense layers.")
@@ -124,13 +170,13 @@ class ConvBlock(Section):
 class CnnConfig(ModelBase):
     """Convolutional network: conv blocks, then a dense head."""
 
-    type: Literal["cnn"] = Field("cnn", description="Model family from the registry: `cnn`, `mlp`, or a name your `model.module` registers.")
+    type: Literal["cnn"] = Field("cnn", description="Model family from the registry: `cnn`, `mlp`, `lstm`, `transformer`, or a name your `model.module` registers.")
     blocks: list[ConvBlock] = Field(
         default_factory=lambda: [ConvBlock(filters=32), ConvBlock(filters=64)],
         description="Conv blocks in order (`cnn`); each takes the keys `model.blocks[].*`.",
     )
     global_pool: Literal["flatten", "avg", "max"] = Field("flatten", description="How the last feature map becomes a vector (`cnn`).")
-    dense: list[PositiveInt] = Field(default_factory=lambda: [128], description="Units of the hidden dense layers of the head (`cnn`).")
+    dense: list[PositiveInt] = Field(default_factory=lambda: [128], description="Units of the hidden dense layers of the head (`cnn`, `lstm`, `transformer`).")
 
     @field_validator("blocks")
     @classmethod
@@ -145,6 +191,36 @@ class MlpConfig(ModelBase):
 
     type: Literal["mlp"] = "mlp"
     layers: list[PositiveInt] = Field(default_factory=lambda: [256, 128], description="Units of each hidden dense layer (`mlp`).")
+
+
+class LstmConfig(ModelBase):
+    """Stacked recurrent layers over (time, features) inputs or token ids."""
+
+    type: Literal["lstm"]
+    cell: Literal["lstm", "gru"] = Field("lstm", description="Recurrent cell (`lstm`).")
+    units: list[PositiveInt] = Field(default_factory=lambda: [64], description="Units of each stacked recurrent layer; all but the last return sequences to the next (`lstm`).")
+    bidirectional: bool = Field(False, description="Read each sequence both ways (`lstm`).")
+    recurrent_dropout: Fraction = Field(0.0, description="Dropout on the recurrent state (`lstm`; above 0 Keras cannot use its fused kernel: slower).")
+    embedding_dim: PositiveInt = Field(64, description="Token embedding size, used when the inputs are token ids (text) (`lstm`, `transformer` uses `width`).")
+    dense: list[PositiveInt] = Field(default_factory=list)
+
+
+class TransformerConfig(ModelBase):
+    """A small encoder: token (or feature) + position embedding, N self-attention blocks, pooling."""
+
+    type: Literal["transformer"]
+    width: PositiveInt = Field(64, description="Model width: embedding and attention size (`transformer`).")
+    depth: PositiveInt = Field(2, description="Encoder blocks: self-attention then feed-forward, each with a residual and layer norm (`transformer`).")
+    heads: PositiveInt = Field(4, description="Attention heads per block (`transformer`).")
+    ff_width: PositiveInt = Field(128, description="Hidden units of each block's feed-forward layer (`transformer`).")
+    pooling: Literal["avg", "max", "first"] = Field("avg", description="How the sequence becomes one vector: mean, max or the first position (`transformer`).")
+    dense: list[PositiveInt] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self):
+        if self.width % self.heads:
+            raise field_error("heads", f"expected a divisor of width ({self.width}), got {self.heads}")
+        return self
 
 
 class CustomModelConfig(ModelBase):
@@ -169,7 +245,7 @@ class CustomModelConfig(ModelBase):
         return self
 
 
-BUILTIN_MODELS = {"cnn": CnnConfig, "mlp": MlpConfig}
+BUILTIN_MODELS = {"cnn": CnnConfig, "mlp": MlpConfig, "lstm": LstmConfig, "transformer": TransformerConfig}
 
 
 def _model_tag(data: Any) -> str:
@@ -181,6 +257,8 @@ ModelConfig = Annotated[
     Union[
         Annotated[CnnConfig, Tag("cnn")],
         Annotated[MlpConfig, Tag("mlp")],
+        Annotated[LstmConfig, Tag("lstm")],
+        Annotated[TransformerConfig, Tag("transformer")],
         Annotated[CustomModelConfig, Tag("custom")],
     ],
     Discriminator(_model_tag),

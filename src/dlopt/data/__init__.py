@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ..config.schema import Config
+from ..config.schema import FILE_SOURCES, Config
 from ..errors import ConfigError, RunFailed
 from ..objectives import label_format
-from . import augment, idx, npz, tfds_source
+from . import augment, idx, npz, text_files, tfds_source, timeseries
 from .pipeline import batched, feature_statistics
 from .splits import slice_bounds
 
@@ -46,13 +46,16 @@ class Data:
     mean: np.ndarray | None = None  # training-split statistics after rescale, for standardize
     variance: np.ndarray | None = None
     split_names: dict[str, str] = field(default_factory=dict)  # role -> the split string read
+    class_names: list[str] | None = None  # when labels were class names (text_folder, csv)
+    vectorizer: Any = None  # text: the TextVectorization layer adapted on the training split
+    series: Any = None  # time series: scaling and test windows, for the forecast report
 
 
 def preflight(config: Config) -> None:
     """Checks that would otherwise fail after the run folder exists (a missing path, an unknown or
     undownloadable TFDS dataset), so a run that cannot start leaves nothing behind."""
     data = config.data
-    if data.source in ("idx", "npz") and not Path(data.path).exists():
+    if data.source in FILE_SOURCES and not Path(data.path).exists():
         raise ConfigError(f"data.path: no such file or folder: {data.path}")
     if data.source == "tfds":  # unknown names and offline downloads fail here, before any run exists
         tfds_source.prepare(tfds_source.get_builder(data.name, data.data_dir), data.data_dir, data.manual_dir)
@@ -61,7 +64,7 @@ def preflight(config: Config) -> None:
 def _array_splits(config: Config, roles) -> tuple[dict[str, Split], dict[str, str]]:
     data = config.data
     path = Path(data.path)
-    module = idx if data.source == "idx" else npz
+    module = {"idx": idx, "npz": npz, "text_folder": text_files.TextFolder(config), "csv": text_files.CsvText(config)}[data.source]
     cache: dict[str, tuple] = {}
 
     def read(split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -139,6 +142,49 @@ def _task_and_classes(config: Config, train: Split, metadata_classes: int | None
     return task, classes, ()
 
 
+def _is_text(split: Split) -> bool:
+    if split.arrays is not None:
+        return split.arrays[0].dtype.kind in "OUS"
+    import tensorflow as tf
+
+    return split.dataset.element_spec[0].dtype == tf.string
+
+
+def _class_names_to_ids(splits: dict[str, Split]) -> list[str] | None:
+    """Labels given as class names (text_folder, csv) become ids, numbered from the training split."""
+    train = splits["train"]
+    if train.arrays is None or train.arrays[1].dtype.kind not in "OUS":
+        return None
+    names = sorted({str(label) for label in train.arrays[1]})
+    ids = {name: i for i, name in enumerate(names)}
+    for role, split in splits.items():
+        labels = [str(label) for label in split.arrays[1]]
+        unknown = sorted(set(labels) - set(ids))
+        if unknown:
+            raise RunFailed(f"data: the {role} split has label '{unknown[0]}', which the training split never uses (its classes: {', '.join(names)})")
+        split.arrays = (split.arrays[0], np.array([ids[label] for label in labels], dtype=np.int64))
+    return names
+
+
+def _adapted_vectorizer(text, train: Split):
+    """A TextVectorization layer whose vocabulary comes from the training texts only."""
+    import keras
+    import tensorflow as tf
+
+    vectorizer = keras.layers.TextVectorization(
+        max_tokens=text.max_tokens,
+        output_sequence_length=text.sequence_length,
+        standardize=None if text.standardize == "none" else text.standardize,
+        name="vectorize",
+    )
+    if train.arrays is not None:
+        texts = tf.data.Dataset.from_tensor_slices(train.arrays[0].astype(str))
+    else:
+        texts = train.dataset.map(lambda x, y: x)
+    vectorizer.adapt(texts.batch(1024))
+    return vectorizer
+
+
 def build(config: Config, roles=ROLES, with_statistics: bool = True, for_training: bool = True) -> Data:
     """Read the data for `roles` and return batched pipelines; statistics come from train only.
 
@@ -146,31 +192,51 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
     data = config.data
     metadata_classes = None
     wanted = tuple(dict.fromkeys(("train",) + tuple(roles)))  # train decides task and statistics
+    series = None
     if data.source == "tfds":
         splits, names, builder = _tfds_splits(config, wanted)
         metadata_classes = tfds_source.num_classes(builder)
+    elif data.timeseries is not None:
+        if data.preprocess.rescale is not None or data.preprocess.standardize != "none":
+            raise ConfigError("data.preprocess: not for time series; data.timeseries.scale scales them (on the training part only)")
+        arrays, series = timeseries.load(Path(data.path), data.timeseries)
+        splits = {role: Split(count=len(arrays[role][0]), arrays=arrays[role]) for role in wanted}
+        names = {role: f"{role} part: {series.lengths[role]} time steps, {len(arrays[role][0])} windows" for role in wanted}
+        series.test_windows = arrays["test"]
     else:
         splits, names = _array_splits(config, wanted)
+    class_names = _class_names_to_ids(splits)
     train = splits["train"]
     task, num_classes, target_shape = _task_and_classes(config, train, metadata_classes)
     fmt = label_format(config.train, task, num_classes, mixed_labels=augment.mixes_labels(data.augment))
 
-    if train.arrays is not None:
+    text = _is_text(train)
+    vectorizer = None
+    if text:
+        if data.preprocess.rescale is not None or data.preprocess.standardize != "none":
+            raise ConfigError("data.preprocess: rescale and standardize apply to numbers; these inputs are text (see data.text)")
+        if data.augment:
+            raise ConfigError(f"data.augment[0].type: {data.augment[0].type} needs numeric inputs; these inputs are text")
+        input_shape = (data.text.sequence_length,)
+        if with_statistics:
+            vectorizer = _adapted_vectorizer(data.text, train)
+    elif train.arrays is not None:
         input_shape = tuple(train.arrays[0].shape[1:])
     else:
         input_shape = tuple(train.dataset.element_spec[0].shape)
         if None in input_shape:
             raise RunFailed(f"data: inputs of varying shape {input_shape} are not supported for this model; resize them first")
 
-    raw_dtype = train.arrays[0].dtype if train.arrays is not None else np.dtype(train.dataset.element_spec[0].dtype.as_numpy_dtype)
-    augment.check(data.augment, input_shape, np.issubdtype(raw_dtype, np.integer), task)
+    raw_dtype = np.dtype(object) if text else train.arrays[0].dtype if train.arrays is not None else np.dtype(train.dataset.element_spec[0].dtype.as_numpy_dtype)
+    if not text:
+        augment.check(data.augment, input_shape, np.issubdtype(raw_dtype, np.integer), task)
     augment_batch = None
     if data.augment and "train" in roles and for_training:
         value_range = (0.0, 255.0) if raw_dtype == np.uint8 else (0.0, 1.0)
         augment_batch = augment.augmenter(data.augment, input_shape, value_range, config.seed)
 
     mean = variance = None
-    if with_statistics and data.preprocess.standardize != "none":
+    if with_statistics and data.preprocess.standardize != "none" and not text:
         mean, variance = feature_statistics(train, data.preprocess.rescale or 1.0, per_channel=data.preprocess.standardize == "per_channel")
 
     batch_size = train.count if data.batch_size == "full" else data.batch_size
@@ -205,4 +271,7 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
         mean=mean,
         variance=variance,
         split_names={role: names[role] for role in roles if names.get(role)},
+        class_names=class_names,
+        vectorizer=vectorizer,
+        series=series,
     )

@@ -10,7 +10,7 @@ def _encode(label_format: str, num_classes: int | None):
     import tensorflow as tf
 
     def encode(x, y):
-        x = tf.cast(x, tf.float32)
+        x = x if x.dtype == tf.string else tf.cast(x, tf.float32)  # text stays text: the model vectorises it
         if label_format == "onehot":
             y = tf.one_hot(tf.cast(tf.reshape(y, [-1]), tf.int32), num_classes)
         elif label_format == "binary":
@@ -33,7 +33,9 @@ def batched(
 
     auto = tf.data.AUTOTUNE
     if split.arrays is not None:
-        dataset = tf.data.Dataset.from_tensor_slices(split.arrays)  # already in memory: no cache needed
+        x, y = split.arrays
+        x = x.astype(str) if x.dtype == object else x  # text: Python strings -> tf.string
+        dataset = tf.data.Dataset.from_tensor_slices((x, y))  # already in memory: no cache needed
     elif isinstance(cache, str):  # a folder: decoded examples go to a file, for data too big for memory
         dataset = split.dataset.cache(cache_file(cache, cache_name))
     else:

@@ -24,6 +24,7 @@ _imported: dict[str, object] = {}
 @dataclass(frozen=True)
 class InputSpec:
     shape: tuple
+    vocabulary_size: int | None = None  # set when the inputs are token ids (text after vectorisation)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,23 @@ def dense_stack(x, units_list, model_config, regularizer, prefix: str):
     return x
 
 
+def sequence_inputs(input_spec: InputSpec, embedding_dim: int, family: str):
+    """(inputs, x) for sequence models: token ids embedded (padding id 0 masked), (time,) values
+    given one feature, (time, features) taken as they are."""
+    import keras
+
+    shape = tuple(input_spec.shape)
+    if input_spec.vocabulary_size:
+        inputs = keras.Input(shape=shape, dtype="int64")
+        return inputs, keras.layers.Embedding(input_spec.vocabulary_size, embedding_dim, mask_zero=True, name="embedding")(inputs)
+    inputs = keras.Input(shape=shape)
+    if len(shape) == 1:
+        return inputs, keras.layers.Reshape(shape + (1,), name="one_feature")(inputs)
+    if len(shape) == 2:
+        return inputs, inputs
+    raise ConfigError(f"model.type: {family} expects sequences (time steps[, features]) or text, the data has shape {shape}")
+
+
 def kernel_regularizer(model_config):
     import keras
 
@@ -101,13 +119,14 @@ def import_user_module(module: str | None) -> None:
     _imported[module] = loaded
 
 
-def _register_builtins() -> None:
-    from . import cnn, mlp  # noqa: F401  (importing registers them)
+def register_builtins() -> None:
+    """Import the built-in families: registers their builders and any layers they save."""
+    from . import cnn, lstm, mlp, transformer  # noqa: F401  (importing registers them)
 
 
 def check_model_type(model_config) -> None:
     """Config error (exit 2) unless the model type is registered, importing the user module first."""
-    _register_builtins()
+    register_builtins()
     import_user_module(model_config.module)
     try:
         MODELS.get(model_config.type)
@@ -121,6 +140,10 @@ def build(config, data):
 
     check_model_type(config.model)
     builder = MODELS.get(config.model.type)
+    if data.vectorizer is not None:  # text: raw strings in, token ids to the network
+        inputs = keras.Input(shape=(), dtype="string", name="inputs")
+        body = builder(config.model, InputSpec(tuple(data.input_shape), data.vectorizer.vocabulary_size()), output_spec_for(data))
+        return keras.Model(inputs, body(data.vectorizer(inputs)), name=config.name)
     inputs = keras.Input(shape=data.input_shape, name="inputs")
     x = inputs
     pre = config.data.preprocess

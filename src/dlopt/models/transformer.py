@@ -1,0 +1,66 @@
+"""`transformer`: a small encoder for text classification and sequence regression.
+
+Token ids (or projected features) plus a learned position embedding, then `depth` blocks of
+multi-head self-attention and a feed-forward layer, each with a residual and layer norm, then
+pooling over positions and a dense head. Built from stock Keras layers except the position
+embedding, a small layer registered with Keras as `dlopt>PositionEmbedding`: dlopt imports this
+module before loading a model, so `dlopt eval` reloads it in safe mode; your own code does the same
+with `import dlopt.models.transformer` before `keras.models.load_model`.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from . import dense_stack, kernel_regularizer, output_head, register, sequence_inputs
+
+
+@keras.saving.register_keras_serializable(package="dlopt")
+class PositionEmbedding(keras.layers.Layer):
+    """Adds a learned vector per position to a (batch, time, width) input; keeps the padding mask."""
+
+    def __init__(self, length: int, width: int, **kwargs):
+        super().__init__(**kwargs)
+        self.length, self.width = length, width
+        self.supports_masking = True
+        self.positions = keras.layers.Embedding(length, width, name="table")
+
+    def build(self, input_shape):
+        self.positions.build((self.length,))
+        super().build(input_shape)
+
+    def call(self, x):
+        return x + self.positions(keras.ops.arange(self.length))[None, :, :]
+
+    def get_config(self):
+        return {**super().get_config(), "length": self.length, "width": self.width}
+
+
+@register("transformer")
+def build_transformer(model_config, input_spec, output_spec):
+    import keras
+
+    layers = keras.layers
+    c = model_config
+    regularizer = kernel_regularizer(c)
+    inputs, x = sequence_inputs(input_spec, c.width, "transformer")
+    if x.shape[-1] != c.width:  # numeric features: project each time step to the model width
+        x = layers.Dense(c.width, name="project")(x)
+    x = PositionEmbedding(x.shape[1], c.width, name="positions")(x)
+    for i in range(c.depth):
+        attention = layers.MultiHeadAttention(c.heads, c.width // c.heads, dropout=c.dropout, name=f"block{i}_attention")(x, x)
+        x = layers.LayerNormalization(epsilon=1e-6, name=f"block{i}_norm1")(layers.Add(name=f"block{i}_residual1")([x, attention]))
+        ff = layers.Dense(c.ff_width, activation=c.activation, kernel_regularizer=regularizer, name=f"block{i}_ff1")(x)
+        ff = layers.Dense(c.width, kernel_regularizer=regularizer, name=f"block{i}_ff2")(ff)
+        if c.dropout:
+            ff = layers.Dropout(c.dropout, name=f"block{i}_dropout")(ff)
+        x = layers.LayerNormalization(epsilon=1e-6, name=f"block{i}_norm2")(layers.Add(name=f"block{i}_residual2")([x, ff]))
+    if c.pooling == "avg":
+        x = layers.GlobalAveragePooling1D(name="pool")(x)
+    elif c.pooling == "max":
+        x = layers.GlobalMaxPooling1D(name="pool")(x)
+    else:
+        x = layers.Cropping1D((0, x.shape[1] - 1), name="first")(x)  # keep position 0 (no Lambda: safe-mode loadable)
+        x = layers.Flatten(name="pool")(x)
+    x = dense_stack(x, c.dense, c, regularizer, prefix="dense")
+    return keras.Model(inputs, output_head(x, output_spec, regularizer), name="transformer")
