@@ -64,7 +64,7 @@ def preflight(config: Config) -> None:
 def _array_splits(config: Config, roles) -> tuple[dict[str, Split], dict[str, str]]:
     data = config.data
     path = Path(data.path)
-    module = {"idx": idx, "npz": npz, "text_folder": text_files.TextFolder(config), "csv": text_files.CsvText(config)}[data.source]
+    module = {"idx": idx, "npz": npz, "text_folder": text_files.TextFolder(), "csv": text_files.CsvText(config)}[data.source]
     cache: dict[str, tuple] = {}
 
     def read(split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -142,6 +142,10 @@ def _task_and_classes(config: Config, train: Split, metadata_classes: int | None
     return task, classes, ()
 
 
+def _preprocessing_set(data) -> bool:
+    return data.preprocess.rescale is not None or data.preprocess.standardize != "none"
+
+
 def _is_text(split: Split) -> bool:
     if split.arrays is not None:
         return split.arrays[0].dtype.kind in "OUS"
@@ -197,12 +201,11 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
         splits, names, builder = _tfds_splits(config, wanted)
         metadata_classes = tfds_source.num_classes(builder)
     elif data.timeseries is not None:
-        if data.preprocess.rescale is not None or data.preprocess.standardize != "none":
+        if _preprocessing_set(data):
             raise ConfigError("data.preprocess: not for time series; data.timeseries.scale scales them (on the training part only)")
         arrays, series = timeseries.load(Path(data.path), data.timeseries)
         splits = {role: Split(count=len(arrays[role][0]), arrays=arrays[role]) for role in wanted}
         names = {role: f"{role} part: {series.lengths[role]} time steps, {len(arrays[role][0])} windows" for role in wanted}
-        series.test_windows = arrays["test"]
     else:
         splits, names = _array_splits(config, wanted)
     class_names = _class_names_to_ids(splits)
@@ -211,29 +214,27 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
     fmt = label_format(config.train, task, num_classes, mixed_labels=augment.mixes_labels(data.augment))
 
     text = _is_text(train)
-    vectorizer = None
+    vectorizer = augment_batch = None
     if text:
-        if data.preprocess.rescale is not None or data.preprocess.standardize != "none":
+        if _preprocessing_set(data):
             raise ConfigError("data.preprocess: rescale and standardize apply to numbers; these inputs are text (see data.text)")
         if data.augment:
             raise ConfigError(f"data.augment[0].type: {data.augment[0].type} needs numeric inputs; these inputs are text")
         input_shape = (data.text.sequence_length,)
         if with_statistics:
             vectorizer = _adapted_vectorizer(data.text, train)
-    elif train.arrays is not None:
-        input_shape = tuple(train.arrays[0].shape[1:])
     else:
-        input_shape = tuple(train.dataset.element_spec[0].shape)
-        if None in input_shape:
-            raise RunFailed(f"data: inputs of varying shape {input_shape} are not supported for this model; resize them first")
-
-    raw_dtype = np.dtype(object) if text else train.arrays[0].dtype if train.arrays is not None else np.dtype(train.dataset.element_spec[0].dtype.as_numpy_dtype)
-    if not text:
+        if train.arrays is not None:
+            input_shape, raw_dtype = tuple(train.arrays[0].shape[1:]), train.arrays[0].dtype
+        else:
+            spec = train.dataset.element_spec[0]
+            input_shape, raw_dtype = tuple(spec.shape), np.dtype(spec.dtype.as_numpy_dtype)
+            if None in input_shape:
+                raise RunFailed(f"data: inputs of varying shape {input_shape} are not supported for this model; resize them first")
         augment.check(data.augment, input_shape, np.issubdtype(raw_dtype, np.integer), task)
-    augment_batch = None
-    if data.augment and "train" in roles and for_training:
-        value_range = (0.0, 255.0) if raw_dtype == np.uint8 else (0.0, 1.0)
-        augment_batch = augment.augmenter(data.augment, input_shape, value_range, config.seed)
+        if data.augment and "train" in roles and for_training:
+            value_range = (0.0, 255.0) if raw_dtype == np.uint8 else (0.0, 1.0)
+            augment_batch = augment.augmenter(data.augment, input_shape, value_range, config.seed)
 
     mean = variance = None
     if with_statistics and data.preprocess.standardize != "none" and not text:

@@ -15,9 +15,6 @@ from ..errors import RunFailed
 class TextFolder:
     """`path/<split>/<class name>/*.txt`, e.g. aclImdb's train/pos, train/neg, test/pos, ..."""
 
-    def __init__(self, config):
-        self.config = config
-
     def available_splits(self, path: Path) -> set[str]:
         return {p.name for p in path.iterdir() if p.is_dir()}
 

@@ -38,10 +38,8 @@ class Series:
 
     target_scaling: Scaling
     target_index: list[int]  # target columns' positions among the value columns
-    columns: list[str]
-    targets: list[str]
     lengths: dict[str, int]  # time steps per part
-    test_windows: tuple[np.ndarray, np.ndarray] | None = None  # (inputs, targets), scaled
+    test_windows: tuple[np.ndarray, np.ndarray]  # (inputs, targets), scaled
 
 
 def read_csv(path: Path, settings) -> tuple[list[str], np.ndarray]:
@@ -118,7 +116,7 @@ def load(path: Path, settings) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]]
             raise RunFailed(f"data.timeseries: the {role} part has {len(part)} time steps, fewer than input_width + horizon = {need}; use a longer series or other fractions")
         arrays[role] = (x, y)
     target_scaling = Scaling(scaling.offset[target_index], scaling.scale[target_index])
-    return arrays, Series(target_scaling, target_index, columns, list(targets), {role: len(part) for role, part in parts.items()})
+    return arrays, Series(target_scaling, target_index, {role: len(part) for role, part in parts.items()}, arrays["test"])
 
 
 def naive_forecasts(x_scaled: np.ndarray, series: Series, horizon: int, season: int) -> dict[str, np.ndarray]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ..errors import ConfigError
 from . import dense_stack, kernel_regularizer, output_head, register, sequence_inputs
 
 

@@ -38,8 +38,6 @@ class PositionEmbedding(keras.layers.Layer):
 
 @register("transformer")
 def build_transformer(model_config, input_spec, output_spec):
-    import keras
-
     layers = keras.layers
     c = model_config
     regularizer = kernel_regularizer(c)
