@@ -226,6 +226,10 @@ def compare(paths, sort_by, ascending, statuses, as_json, as_csv):
             table.add_column(column, justify="left" if column in ("run", "status") else "right", overflow="fold")
         for row in rows:
             table.add_row(*(compare_runs.format_value(row.get(c)) for c in columns))
+        if not stdout.is_terminal:  # piped, rich assumes 80 columns and folds every cell: use the table's own width
+            from rich.console import Console
+
+            stdout = Console(highlight=False, width=stdout.measure(table, options=stdout.options.update_width(10_000)).maximum)
         stdout.print(table)
 
 
