@@ -95,3 +95,23 @@ def cli():
         return result.exit_code, result.stdout, result.stderr
 
     return run
+
+
+def quadrant_idx_folder(folder: Path, train: int = 240, test: int = 80) -> Path:
+    """An MNIST-style IDX folder of quadrant images (8x8, 4 classes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n, seed in (("train", train, 1), ("t10k", test, 2)):
+        x, y = quadrant_images(n, seed=seed)
+        write_idx(folder / f"{split}-images-idx3-ubyte", x)
+        write_idx(folder / f"{split}-labels-idx1-ubyte", y)
+    return folder
+
+
+def train_once(config: dict, folder: Path):
+    """`dlopt train --json` in-process on `config` (written into `folder`); returns click's result."""
+    from click.testing import CliRunner
+
+    from dlopt.cli import main
+
+    path = write_config(folder / "c.yaml", config)
+    return CliRunner().invoke(main, ["train", str(path), "--runs-dir", str(folder / "runs"), "--json"], catch_exceptions=False)

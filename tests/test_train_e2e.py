@@ -26,26 +26,17 @@ def read_csv(path: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, request):
     """One tiny CNN run shared by the tests that only read its run directory."""
-    from click.testing import CliRunner
-
-    from conftest import quadrant_images, write_idx
-    from dlopt.cli import main
+    from conftest import quadrant_idx_folder, train_once
 
     tmp = tmp_path_factory.mktemp("trained")
-    folder = tmp / "idx"
-    folder.mkdir()
-    for split, n, seed in (("train", 240, 1), ("t10k", 80, 2)):
-        x, y = quadrant_images(n, seed=seed)
-        write_idx(folder / f"{split}-images-idx3-ubyte", x)
-        write_idx(folder / f"{split}-labels-idx1-ubyte", y)
+    folder = quadrant_idx_folder(tmp / "idx")
     config = tiny_cnn_config(
         folder,
         train={"epochs": 3, "progress": "lines", "metrics": ["accuracy", "macro_f1"], "label_smoothing": 0.05},
         schedule={"type": "cosine", "warmup_epochs": 1},
         checkpoint={"monitor": "val_accuracy"},
     )
-    path = write_config(tmp / "tiny.yaml", config)
-    result = CliRunner().invoke(main, ["train", str(path), "--runs-dir", str(tmp / "runs"), "--json"], catch_exceptions=False)
+    result = train_once(config, tmp)
     return result, only_run(tmp / "runs")
 
 

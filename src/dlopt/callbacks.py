@@ -122,8 +122,10 @@ class Backup(keras.callbacks.BackupAndRestore):
     so an interruption during the final test evaluation still resumes without retraining.
     """
 
-    def __init__(self, backup_dir: Path, every_steps: int | None = None):
+    def __init__(self, backup_dir: Path, every_steps: int | None = None, save_dir: Path | None = None):
         super().__init__(str(backup_dir), save_freq=every_steps or "epoch", delete_checkpoint=False)
+        # a multi-worker run's non-chief workers restore the chief's state but save into scratch
+        self.save_dir = Path(save_dir or backup_dir)
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
@@ -136,13 +138,13 @@ class Backup(keras.callbacks.BackupAndRestore):
             self._save_model()
 
     def _save_model(self):
-        folder = Path(self.backup_dir)
+        folder = self.save_dir
         folder.mkdir(parents=True, exist_ok=True)
         weights_tmp = folder / f".{os.getpid()}.tmp.weights.h5"  # Keras wants the .weights.h5 ending
         self.model.save_weights(weights_tmp, overwrite=True)
         metadata = json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen})
-        os.replace(weights_tmp, self._weights_path)
-        write_text_atomic(Path(self._training_metadata_path), metadata)
+        os.replace(weights_tmp, folder / Path(self._weights_path).name)
+        write_text_atomic(folder / Path(self._training_metadata_path).name, metadata)
 
     def save_now(self) -> None:
         """Save the current state (an interrupted epoch is then run again from its start)."""

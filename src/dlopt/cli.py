@@ -149,8 +149,10 @@ def train(config_file, sets, module, name, seed, runs_dir, resume, progress, as_
     with _json_on_failure(as_json):
         summary = run_training(config, Path(runs_dir), command_line(), progress or config.train.progress, resume=Path(resume) if resume else None)
     if as_json:
-        keys = ("run_dir", "status", "best", "final", "test", "epochs_run", "train_seconds")
-        click.echo(json.dumps({k: summary[k] for k in keys}))
+        keys = ("run_dir", "status", "best", "final", "test", "epochs_run", "train_seconds", "worker")
+        click.echo(json.dumps({k: summary[k] for k in keys if k in summary}))
+    elif summary.get("worker"):  # a multi-worker run's other workers: the chief reports and writes
+        click.echo(f"{summary['worker']}: training completed; the chief wrote the run folder")
     else:
         report.stdout.print(report.results_table(summary))
         if summary.get("forecast"):
@@ -235,15 +237,32 @@ def compare(paths, sort_by, ascending, statuses, as_json, as_csv):
 
 @main.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
-@click.option("-o", "--output", default="curves.png", show_default=True, type=click.Path(dir_okay=False), help="PNG file to write.")
+@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False), help="PNG file to write [default: curves.png, or feature_maps.png].")
+@click.option("--feature-maps", is_flag=True, help="Instead of curves: a grid of one convolution layer's activations for --input.")
+@click.option("--input", "image", type=click.Path(dir_okay=False, exists=True), help="--feature-maps: the image (or .npy array) to run through the model.")
+@click.option("--layer", help="--feature-maps: the convolution layer (default: the first).")
+@click.option("--checkpoint", default="best", show_default=True, type=click.Choice(["best", "last"]), help="--feature-maps: which saved model.")
 @reports_errors
-def plot(runs, output):
-    """Overlay the loss and metric curves of one or more RUNS in one PNG.
+def plot(runs, output, feature_maps, image, layer, checkpoint):
+    """Overlay the loss and metric curves of one or more RUNS in one PNG, or draw feature maps.
 
     \b
-    Example:
+    Examples:
       dlopt plot runs/lr3e-3-20260101-120000 runs/lr1e-3-20260101-120500 -o lr.png
+      dlopt plot runs/cnn-20260101-120000 --feature-maps --input shoe.png --layer block1_conv0
     """
+    if feature_maps:
+        if len(runs) != 1 or not image:
+            raise UsageError("--feature-maps takes exactly one RUN and an --input image")
+        _quiet_tensorflow()
+        from .feature_maps import plot_feature_maps
+
+        result = plot_feature_maps(Path(runs[0]), image, layer, Path(output or "feature_maps.png"), checkpoint)
+        click.echo(result["output"])
+        return
+    if image or layer:
+        raise UsageError("--input and --layer go with --feature-maps")
+    output = output or "curves.png"
     from .report import plot_curves, read_metrics
 
     curves = {}
@@ -253,6 +272,113 @@ def plot(runs, output):
         curves[run.name] = read_metrics(run / "metrics.csv")
     plot_curves(curves, Path(output))
     click.echo(output)
+
+
+@main.command()
+@click.argument("config_file", type=click.Path(dir_okay=False))
+@config_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@reports_errors
+def summary(config_file, sets, module, as_json):
+    """Show the model CONFIG_FILE builds: layers, output shapes, parameters and FLOPs. No training.
+
+    \b
+    Example:
+      dlopt summary configs/cnn_fashion_mnist_local.yaml
+    """
+    from .config import load_config
+
+    config = load_config(config_file, _overrides(sets, module))
+    _quiet_tensorflow()
+    from . import data, models
+    from .describe import describe
+
+    data.preflight(config)  # a missing path or an unknown dataset: one line, as for train
+    models.check_model_type(config.model)
+    result = describe(config)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    from rich.table import Table
+
+    from .report import stdout
+
+    table = Table(title=f"{result['name']}: input {tuple(result['input_shape'])}", title_justify="left")
+    for column in ("layer", "type", "output shape", "parameters", "FLOPs"):
+        table.add_column(column, justify="left" if column in ("layer", "type") else "right")
+    for row in result["layers"]:
+        shape = "" if row["output_shape"] is None else "x".join("?" if d is None else str(d) for d in row["output_shape"])
+        name = row["name"] + ("" if row["trainable"] else " (frozen)")
+        table.add_row(name, row["type"], shape, f"{row['parameters']:,}", f"{row['flops']:,}")
+    stdout.print(table)
+    flops = result["flops_per_example"]
+    stdout.print(
+        f"{result['parameters']:,} parameters ({result['trainable_parameters']:,} trainable), {result['weights_bytes'] / 1e6:.2f} MB of weights, "
+        f"{'unknown' if flops is None else f'{flops / 1e6:,.2f} M'} FLOPs per example",
+        soft_wrap=True,
+    )
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--format", "fmt", default="keras", show_default=True, type=click.Choice(["keras", "saved_model", "tflite"]), help="Keras file, TensorFlow SavedModel (serving), or TFLite (mobile).")
+@click.option("-o", "--output", type=click.Path(), help="Where to write [default: RUN_DIR/export/model.keras | saved_model | model.tflite]; never overwritten.")
+@click.option("--checkpoint", default="best", show_default=True, type=click.Choice(["best", "last"]), help="Which saved model to export.")
+@reports_errors
+def export(run_dir, fmt, output, checkpoint):
+    """Export a run's model for serving or devices; prints the path written.
+
+    \b
+    Examples:
+      dlopt export runs/cnn-20260101-120000 --format saved_model
+      dlopt export runs/cnn-20260101-120000 --format tflite -o cnn.tflite
+    """
+    _quiet_tensorflow()
+    from .export import export as run_export
+
+    click.echo(run_export(Path(run_dir), fmt, Path(output) if output else None, checkpoint))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--checkpoint", default="best", show_default=True, type=click.Choice(["best", "last"]), help="Which saved model to use.")
+@click.option("--top-k", default=1, show_default=True, type=click.IntRange(min=1), help="Classes listed per input.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per input.")
+@reports_errors
+def predict(run_dir, inputs, checkpoint, top_k, as_json):
+    """Predict with a run's model. INPUTS: image files, .npy/.npz arrays (one example or a batch),
+    or for text models text files (one example per line) or quoted text.
+
+    \b
+    Examples:
+      dlopt predict runs/cnn-20260101-120000 shoe.png bag.png
+      dlopt predict runs/cnn-20260101-120000 batch.npy --json | jq '.[].class'
+      dlopt predict runs/lstm_imdb-20260101-120000 "a wonderful film" reviews.txt
+    """
+    _quiet_tensorflow()
+    from .predict import predict as run_predict
+
+    results = run_predict(Path(run_dir), list(inputs), checkpoint, top_k)
+    if as_json:
+        click.echo(json.dumps(results))
+        return
+    from rich.table import Table
+
+    from .report import stdout
+
+    table = Table(title=f"{run_dir} · {checkpoint}.keras", title_justify="left")
+    values = "values" in results[0]
+    for column in ("input", "prediction") if values else ("input", "class", "probability"):
+        table.add_column(column, justify="left" if column != "probability" else "right")
+    for result in results:
+        if values:
+            table.add_row(result["input"], ", ".join(f"{v:.4g}" for v in result["values"]))
+        else:
+            ranked = result.get("top_k") or [result]
+            label = "  ".join(f"{r.get('name', r['class'])}" for r in ranked)
+            table.add_row(result["input"], label, "  ".join(f"{r['probability']:.3f}" for r in ranked))
+    stdout.print(table)
 
 
 if __name__ == "__main__":

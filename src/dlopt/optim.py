@@ -76,13 +76,48 @@ def build_schedule(config: Config, steps_per_epoch: int):
     return after if after is not None else base
 
 
-def build_optimizer(config: Config, steps_per_epoch: int):
+def _with_lr_multipliers(cls):
+    """`cls` whose update for some variables uses a fraction of the learning rate (fine-tuning:
+    pretrained layers slower than the new head). Keras has no per-variable rate; the multiplier
+    scales the rate each update step receives, so it is exact for every optimizer (also Adam, where
+    scaling the gradient instead would cancel out)."""
+
+    @keras.saving.register_keras_serializable(package="dlopt", name=f"{cls.__name__}WithLrMultipliers")
+    class WithLrMultipliers(cls):
+        def __init__(self, *args, lr_multipliers=None, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.lr_multipliers = dict(lr_multipliers or {})  # variable path -> multiplier
+
+        def build(self, var_list):
+            super().build(var_list)
+            # update_step sees the backend variable, not its Keras path: look it up by index
+            self._lr_scale = [self.lr_multipliers.get(v.path, 1.0) for v in var_list]
+
+        def update_step(self, gradient, variable, learning_rate):
+            scale = self._lr_scale[self._get_variable_index(variable)]
+            if scale != 1.0:
+                learning_rate = keras.ops.multiply(learning_rate, scale)
+            return super().update_step(gradient, variable, learning_rate)
+
+        def get_config(self):
+            return {**super().get_config(), "lr_multipliers": self.lr_multipliers}
+
+    WithLrMultipliers.__name__ = WithLrMultipliers.__qualname__ = f"{cls.__name__}WithLrMultipliers"
+    return WithLrMultipliers
+
+
+_WITH_MULTIPLIERS = {name: _with_lr_multipliers(cls) for name, (cls, _) in OPTIMIZERS.items()}
+
+
+def build_optimizer(config: Config, steps_per_epoch: int, lr_multipliers: dict[str, float] | None = None):
     o = config.optimizer
     cls, own_keys = OPTIMIZERS[o.type]
     kwargs = {key: getattr(o, key) for key in own_keys}
     for key in ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay"):
         if getattr(o, key) is not None:
             kwargs[key] = getattr(o, key)
+    if lr_multipliers:
+        return _WITH_MULTIPLIERS[o.type](learning_rate=build_schedule(config, steps_per_epoch), lr_multipliers=lr_multipliers, **kwargs)
     return cls(learning_rate=build_schedule(config, steps_per_epoch), **kwargs)
 
 

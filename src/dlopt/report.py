@@ -86,10 +86,16 @@ def forecast_table(forecast: dict) -> Table:
 
 
 def results_footer(summary: dict) -> str:
+    flops = summary.get("flops_per_example")
+    size = summary.get("model_bytes")
+    cost = (
+        f"model: {summary.get('parameters', 0):,} parameters, {'?' if flops is None else f'{flops / 1e6:,.1f} M'} FLOPs per example, "
+        f"{'?' if size is None else f'{size / 1e6:.1f} MB'} file; peak memory {summary.get('peak_memory_mb', 0):,.0f} MB"
+    )
     return (
         f"{summary.get('epochs_run')} epochs in {summary.get('train_seconds', 0):.1f}s "
-        f"({summary.get('samples_per_second', 0):.0f} samples/s), {summary.get('parameters', 0):,} parameters, "
-        f"best by {summary.get('best', {}).get('monitor')}\nrun folder: {summary['run_dir']}"
+        f"({summary.get('samples_per_second', 0):.0f} samples/s), best by {summary.get('best', {}).get('monitor')}\n"
+        f"{cost}\nrun folder: {summary['run_dir']}"
     )
 
 
@@ -133,6 +139,13 @@ def plot_curves(runs: dict[str, list[dict]], path: Path) -> None:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> None:
+    """A matplotlib figure as a PNG, written under a temporary name and renamed into place."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")

@@ -55,8 +55,12 @@ def create(runs_dir: Path, name: str) -> Path:
     raise RuntimeError(f"cannot create a run folder for {name} in {runs_dir}")
 
 
-def remove(run_dir: Path) -> None:
-    shutil.rmtree(run_dir, ignore_errors=True)
+def remove(path: Path) -> None:
+    """Delete a folder (or a file) if it is there."""
+    if Path(path).is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        Path(path).unlink(missing_ok=True)
 
 
 def versions() -> dict:

@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 
 from . import data as data_module
-from . import models, report, runs
+from . import cost, distribute, models, report, runs
 from .config import Config, dump_config
 from .errors import ConfigError, DloptError, RunFailed
 from .objectives import monitor_mode, resolve_metrics
@@ -34,6 +34,13 @@ def preflight(config: Config) -> None:
     """Everything checkable before a run folder exists; a run that cannot start leaves nothing."""
     data_module.preflight(config)
     models.check_model_type(config.model)
+    distribute.check(config.distribute)
+    from .models import backbone, finetune
+
+    if config.model.init_from:
+        finetune.pretrained_path(config.model.init_from)
+    if config.model.type == "backbone":
+        backbone.application(config.model.name)
 
 
 def _check_monitors(config: Config, data) -> None:
@@ -70,9 +77,21 @@ def _set_threads(threads: int | None) -> None:
         report.stderr.print("warning: train.threads ignored: TensorFlow was already started in this process")
 
 
+def _precision_policy(setting: str) -> str:
+    """`auto`: mixed_float16 where GPUs run it fast (tensor cores, compute capability 7.0+), else float32."""
+    if setting != "auto":
+        return "float32" if setting == "none" else setting
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    capabilities = [tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0)) for gpu in gpus]
+    return "mixed_float16" if gpus and all(c >= (7, 0) for c in capabilities) else "float32"
+
+
 def _compile(config: Config, model, data, optimizer) -> None:
     from .objectives import build_loss, build_metrics
 
+    # mixed_float16 gets Keras' LossScaleOptimizer from compile (auto_scale_loss)
     model.compile(
         optimizer=optimizer,
         loss=build_loss(config.train, data.task, data.label_format),
@@ -80,6 +99,79 @@ def _compile(config: Config, model, data, optimizer) -> None:
         steps_per_execution=config.train.steps_per_execution,
         jit_compile=_jit_compile(config.train.jit_compile),
     )
+
+
+def _enter_second_phase(config: Config, model, data, placement, frozen: list[str]) -> None:
+    """Two-phase fine-tuning, phase two: unfreeze, and a fresh optimizer whose schedule runs over
+    the remaining epochs at `unfreeze_lr_multiplier` x the learning rate."""
+    from .models import finetune
+    from .optim import build_optimizer
+
+    second = config.model_copy(deep=True)
+    second.optimizer.learning_rate = config.optimizer.learning_rate * config.model.unfreeze_lr_multiplier
+    second.train.epochs = config.train.epochs - config.model.unfreeze_at_epoch
+    with placement.strategy.scope():
+        finetune.unfreeze(model, frozen)
+        _compile(config, model, data, build_optimizer(second, data.steps_per_epoch, model._dlopt_lr_multipliers))
+        model.optimizer.build(model.trainable_variables)  # so the backup holds this phase's optimizer state
+
+
+def _fit_in_phases(config: Config, model, data, placement, fit: dict, epochs_done: int, backup, frozen: list[str]) -> None:
+    """One fit() — or two-phase fine-tuning: `unfreeze_at_epoch` epochs with `freeze` applied (the
+    head), then every layer at a lower rate. A resumed run continues in the phase it stopped in."""
+    switch = config.model.unfreeze_at_epoch
+    train = data.pipelines["train"]
+    if not switch:
+        model.fit(train, epochs=config.train.epochs, **fit)
+        return
+    if epochs_done < switch:
+        model.fit(train, epochs=switch, **fit)
+        if model.stop_training:  # early stopping ended the run in phase one
+            return
+        _enter_second_phase(config, model, data, placement, frozen)
+        backup.save_now()  # --resume from here continues in phase two
+        report.stderr.print(f"epoch {switch}: frozen layers unfrozen (batch norm stays frozen), learning rate x {config.model.unfreeze_lr_multiplier}", soft_wrap=True)
+    else:
+        _enter_second_phase(config, model, data, placement, frozen)  # the backup then restores phase two's state
+    model.fit(train, epochs=config.train.epochs, initial_epoch=switch, **fit)
+
+
+def _build_model(config: Config, data, placement) -> tuple[object, dict]:
+    """The model, fine-tuning applied, compiled under the strategy: (model, facts for summary.json)."""
+    import keras
+
+    from .models import finetune
+    from .optim import build_optimizer
+
+    policy = _precision_policy(config.train.mixed_precision)
+    previous_policy = keras.mixed_precision.global_policy()
+    facts: dict = {"mixed_precision": policy}
+    with placement.strategy.scope():  # variables are created once per replica
+        keras.mixed_precision.set_global_policy(policy)  # layers take the policy when they are made
+        try:
+            model = models.build(config, data)
+        finally:
+            keras.mixed_precision.set_global_policy(previous_policy)
+        multipliers = {}
+        if config.model.init_from:
+            loaded = finetune.load_pretrained(model, finetune.pretrained_path(config.model.init_from))
+            multipliers = finetune.pretrained_lr_multipliers(model, loaded["loaded"], config.model.pretrained_lr_multiplier)
+            facts["init_from"] = loaded
+        frozen = finetune.freeze(model, config.model.freeze)
+        if frozen:
+            facts["frozen_layers"] = frozen
+        model._dlopt_lr_multipliers = multipliers  # kept for a second fine-tuning phase's optimizer
+        _compile(config, model, data, build_optimizer(config, data.steps_per_epoch, multipliers))
+    facts["jit_compile"] = model.jit_compile
+    facts["optimizer_class"] = type(model.optimizer).__name__  # LossScaleOptimizer under mixed_float16
+    return model, facts
+
+
+def finetune_line(facts: dict) -> str:
+    loaded = facts["init_from"]
+    fresh = ", ".join(item["layer"] for item in loaded["reinitialised"]) or "none"
+    frozen = len(facts.get("frozen_layers", []))
+    return f"init_from {loaded['source']}: {len(loaded['loaded'])} layers loaded, re-initialised (shape changed): {fresh}; {frozen} layers frozen"
 
 
 def best_epoch(rows: list[dict], monitor: str, mode: str) -> dict:
@@ -90,7 +182,7 @@ def best_epoch(rows: list[dict], monitor: str, mode: str) -> dict:
     return {"epoch": epoch, "monitor": monitor, "value": value}
 
 
-def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows: list[dict], stopper) -> tuple[list, object, object, object]:
+def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows: list[dict], stopper, restore_dir: Path | None = None) -> tuple[list, object, object, object]:
     import keras
 
     from .callbacks import Backup, EpochStats, MetricsCSV
@@ -101,7 +193,8 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
     mode = monitor_mode(monitor, config.checkpoint.mode)
     # a resumed run must not replace best.keras with anything worse than its earlier best
     threshold = best_epoch(earlier_rows, monitor, mode)["value"]
-    backup = Backup(run_dir / "backup", config.checkpoint.backup_every_steps)
+    # a non-chief worker resuming restores the chief's state (restore_dir) and saves into its scratch
+    backup = Backup((restore_dir or run_dir) / "backup", config.checkpoint.backup_every_steps, save_dir=run_dir / "backup")
     metrics_csv = MetricsCSV(run_dir / "metrics.csv", earlier_rows)
     stats = EpochStats(data.counts["train"])
     callbacks = [
@@ -130,6 +223,10 @@ def train(config: Config, runs_dir: Path, command: list[str], progress: str = "a
     import keras
 
     preflight(config)
+    _set_threads(config.train.threads)  # before TensorFlow runs its first op
+    placement = distribute.place(config.distribute)
+    if not placement.is_chief:  # a multi-worker run's other workers train alongside, writing to scratch
+        return _train_as_worker(config, runs_dir, command, placement, resume)
     if resume is None:
         run_dir = runs.create(runs_dir, config.name)
         runs.write_text_atomic(run_dir / "config.yaml", dump_config(config))
@@ -139,6 +236,38 @@ def train(config: Config, runs_dir: Path, command: list[str], progress: str = "a
         run_dir = resume
         record = runs.RunRecord.resume(run_dir, command)
         earlier_rows = runs.rows_to_resume(run_dir)
+    return _train_in(config, run_dir, record, earlier_rows, placement, progress, resumed=resume is not None)
+
+
+class _ScratchRecord:
+    """A non-chief worker's stand-in for run.json: the chief alone records the run."""
+
+    def __init__(self):
+        self.data: dict = {}
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        pass
+
+
+def _train_as_worker(config: Config, runs_dir: Path, command: list[str], placement, resume: Path | None) -> dict:
+    """Train as a non-chief worker: same steps as the chief, files into a scratch folder removed at the end.
+
+    On --resume, each worker restores the chief's saved state (the run folder must be on a shared filesystem)."""
+    import tempfile
+
+    scratch = Path(tempfile.mkdtemp(prefix=f"dlopt-{placement.task.replace(':', '')}-"))
+    try:
+        earlier_rows = runs.rows_to_resume(resume) if resume else []
+        summary = _train_in(config, scratch, _ScratchRecord(), earlier_rows, placement, "none", resumed=resume is not None, restore_dir=resume)
+    finally:
+        runs.remove(scratch)
+    return {**summary, "run_dir": None, "worker": placement.task}
+
+
+def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], placement, progress: str, resumed: bool, restore_dir: Path | None = None) -> dict:
+    import keras
+
+    resume = run_dir if resumed else None
     # Ctrl-C and SIGTERM end a run the same way: state saved, status `interrupted`, exit 130
     from .callbacks import StopAtSafePoint
 
@@ -146,31 +275,27 @@ def train(config: Config, runs_dir: Path, command: list[str], progress: str = "a
     previous_handlers = {sig: signal.signal(sig, stopper.handle_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     backup = None
     try:
-        _set_threads(config.train.threads)  # before TensorFlow runs its first op
         keras.utils.set_random_seed(config.seed)  # Python, NumPy and TensorFlow
         if config.train.deterministic:
             import tensorflow as tf
 
             tf.config.experimental.enable_op_determinism()
+        config = distribute.scaled(config, placement.replicas)  # global batch and learning rate
         data = data_module.build(config)
-        model = models.build(config, data)
-        from .optim import build_optimizer
-
-        _compile(config, model, data, build_optimizer(config, data.steps_per_epoch))
+        model, model_facts = _build_model(config, data, placement)
         _check_monitors(config, data)
-        callbacks, metrics_csv, backup, stats = _callbacks(config, run_dir, data, progress, earlier_rows, stopper)
+        if placement.name == "multi_worker":
+            distribute.prepare_multi_worker_fit(model, data.pipelines["train"], placement.strategy)
+        callbacks, metrics_csv, backup, stats = _callbacks(config, run_dir, data, progress, earlier_rows, stopper, restore_dir)
 
         verb = "resuming" if resume else "run"
-        report.stderr.print(f"{verb} {run_dir}: {data.counts['train']} training examples, {model.count_params():,} parameters", soft_wrap=True)
+        where = f", {placement.replicas} replicas ({placement.name}, global batch {data.batch_size})" if placement.replicas > 1 else ""
+        report.stderr.print(f"{verb} {run_dir}: {data.counts['train']} training examples, {model.count_params():,} parameters{where}", soft_wrap=True)
+        if "init_from" in model_facts:
+            report.stderr.print(finetune_line(model_facts), soft_wrap=True)
         started = time.perf_counter()
-        model.fit(
-            data.pipelines["train"],
-            validation_data=data.pipelines.get("val"),
-            epochs=config.train.epochs,
-            callbacks=callbacks,
-            shuffle=False,  # the pipeline shuffles
-            verbose=0,
-        )
+        fit = dict(validation_data=data.pipelines.get("val"), callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
+        _fit_in_phases(config, model, data, placement, fit, len(earlier_rows), backup, model_facts.get("frozen_layers", []))
         train_seconds = time.perf_counter() - started + sum(r.get("epoch_seconds", 0) for r in earlier_rows)
         rows = metrics_csv.rows
         if not rows or not all(math.isfinite(row.get("loss", math.nan)) for row in rows):
@@ -179,7 +304,11 @@ def train(config: Config, runs_dir: Path, command: list[str], progress: str = "a
 
         best_path = run_dir / "checkpoints" / "best.keras"
         if config.checkpoint.evaluate == "best" and best_path.exists():
-            model.load_weights(best_path)
+            import warnings
+
+            with warnings.catch_warnings():  # a best epoch of fine-tuning's first phase had another optimizer: only weights matter here
+                warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+                model.load_weights(best_path)
         test = None
         if "test" in data.pipelines:
             test = {k: float(v) for k, v in model.evaluate(data.pipelines["test"], verbose=0, return_dict=True).items()}
@@ -210,6 +339,14 @@ def train(config: Config, runs_dir: Path, command: list[str], progress: str = "a
             "samples_per_second": sum(r["samples_per_second"] for r in rows) / len(rows),
             "startup_seconds": None if stats.startup_seconds is None else round(stats.startup_seconds, 3),
             "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "flops_per_example": cost.flops_per_example(model),
+            **model_facts,
+            "distribute": {
+                "strategy": placement.name,
+                "replicas": placement.replicas,
+                "global_batch_size": data.batch_size,
+                "learning_rate": config.optimizer.learning_rate,
+            },
         }
         report.plot_curves({config.name: rows}, run_dir / "plots" / "curves.png")
         runs.write_json(run_dir / "summary.json", summary)

@@ -142,6 +142,10 @@ class DataConfig(Section):
 # ---------------------------------------------------------------------------------------- model
 
 
+class FreezeUpTo(Section):
+    up_to: str = Field(..., description="Freeze every layer up to and including this one, in model order (`model.freeze`).")
+
+
 class ModelBase(Section):
     dropout: Fraction = Field(
         0.0, description="Dropout rate: after each hidden dense layer (every family), on each recurrent layer's inputs (`lstm`), on attention and feed-forward outputs (`transformer`)."
@@ -154,6 +158,32 @@ class ModelBase(Section):
         None,
         description="A Python file (`models/mine.py`) or importable module (`mypkg.models`) that registers extra model builders with `@dlopt.models.register('name')`; imported before the model is built.",
     )
+    init_from: Optional[str] = Field(
+        None,
+        description="Fine-tuning: start from the weights of a finished run (its folder: `checkpoints/best.keras`) or of a `.keras` file. Layers are matched by name and shape; layers whose shape differs (e.g. the `head` when the number of classes changed) keep their fresh initialisation and are listed in summary.json.",
+    )
+    freeze: Union[Literal["none", "all"], list[str], FreezeUpTo] = Field(
+        "none",
+        description="Layers not trained: `none`, `all` (every layer but the `head`: a linear probe), a list of layer-name patterns (`block0_*`, `dense0`), or `{up_to: LAYER}` (every layer up to and including LAYER, in model order). Frozen batch-norm layers use their moving statistics.",
+    )
+    pretrained_lr_multiplier: Annotated[float, Field(ge=0, le=1)] = Field(
+        1.0,
+        description="With `init_from`: the loaded (pretrained), unfrozen layers learn at this fraction of the learning rate; new layers at the full rate (e.g. 0.1). Decoupled weight decay (AdamW) keeps the full rate.",
+    )
+
+    unfreeze_at_epoch: Optional[PositiveInt] = Field(
+        None,
+        description="Two-phase fine-tuning: after this many epochs with `freeze` applied (training the head), unfreeze every layer and train the remaining epochs with a fresh optimizer at `unfreeze_lr_multiplier` x the learning rate. Frozen batch-norm layers stay frozen (inference mode, pretrained statistics).",
+    )
+    unfreeze_lr_multiplier: Annotated[float, Field(gt=0, le=1)] = Field(0.1, description="Learning-rate factor of the second phase (see `unfreeze_at_epoch`).")
+
+    @model_validator(mode="after")
+    def _finetuning_needs_init(self):
+        if self.pretrained_lr_multiplier != 1.0 and not self.init_from:
+            raise field_error("pretrained_lr_multiplier", "only applies with model.init_from (the pretrained layers it slows down)")
+        if self.unfreeze_at_epoch is not None and self.freeze == "none":
+            raise field_error("unfreeze_at_epoch", "needs model.freeze (what the first phase keeps frozen), e.g. freeze: all")
+        return self
 
 
 class ConvBlock(Section):
@@ -223,6 +253,25 @@ class TransformerConfig(ModelBase):
         return self
 
 
+class BackboneConfig(ModelBase):
+    """A keras.applications image model as the feature extractor, with a new head for the task."""
+
+    type: Literal["backbone"]
+    name: str = Field("MobileNetV2", description="Any keras.applications image model by its class name: `MobileNetV2`, `EfficientNetB0`, `ResNet50`, ... (`backbone`).")
+    weights: Optional[str] = Field(
+        "imagenet",
+        description="`imagenet` (Keras downloads them once into ~/.keras/models), null (random initialisation), or the path of a weights file for the backbone without its top, e.g. a downloaded `*_notop.h5` (`backbone`).",
+    )
+    input_size: Optional[Annotated[int, Field(ge=32)]] = Field(
+        None, description="Images are resized to input_size x input_size before the backbone (unset: the data's own size) (`backbone`)."
+    )
+    pooling: Literal["avg", "max"] = Field("avg", description="How the backbone's last feature map becomes a vector (`backbone`).")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Further keyword arguments of the keras.applications constructor, e.g. `{alpha: 0.35}` for a narrower MobileNet (`backbone`)."
+    )
+    dense: list[PositiveInt] = Field(default_factory=list)
+
+
 class CustomModelConfig(ModelBase):
     """A model registered by the user's module; its extra keys go to the builder as they are."""
 
@@ -245,7 +294,7 @@ class CustomModelConfig(ModelBase):
         return self
 
 
-BUILTIN_MODELS = {"cnn": CnnConfig, "mlp": MlpConfig, "lstm": LstmConfig, "transformer": TransformerConfig}
+BUILTIN_MODELS = {"cnn": CnnConfig, "mlp": MlpConfig, "lstm": LstmConfig, "transformer": TransformerConfig, "backbone": BackboneConfig}
 
 
 def _model_tag(data: Any) -> str:
@@ -259,6 +308,7 @@ ModelConfig = Annotated[
         Annotated[MlpConfig, Tag("mlp")],
         Annotated[LstmConfig, Tag("lstm")],
         Annotated[TransformerConfig, Tag("transformer")],
+        Annotated[BackboneConfig, Tag("backbone")],
         Annotated[CustomModelConfig, Tag("custom")],
     ],
     Discriminator(_model_tag),
@@ -423,6 +473,10 @@ class TrainConfig(Section):
     jit_compile: Union[bool, Literal["auto"]] = Field(
         "auto", description="XLA compilation of the training step. `auto`: off on CPU (several times slower for small convnets there), Keras' choice on GPU."
     )
+    mixed_precision: Literal["auto", "none", "mixed_float16", "mixed_bfloat16"] = Field(
+        "auto",
+        description="Compute in 16-bit floats, keep weights in float32. `auto`: `mixed_float16` on GPUs that run it fast (compute capability 7.0+), `none` elsewhere (on CPU, 16-bit math is slower). `mixed_float16` scales the loss against underflow (Keras LossScaleOptimizer); the output layer always computes in float32.",
+    )
     threads: Optional[PositiveInt] = Field(None, description="TensorFlow threads per op (intra-op parallelism); unset: one per CPU core.")
     progress: Literal["auto", "bar", "lines", "none"] = Field("auto", description="`auto`: a progress bar on a terminal, one line per epoch otherwise.")
     deterministic: bool = Field(False, description="Deterministic TensorFlow ops: the same config and seed give the same metrics, at some cost in speed.")
@@ -435,6 +489,36 @@ class CheckpointConfig(Section):
     backup_every_steps: Optional[PositiveInt] = Field(
         None, description="Also save the `--resume` state every this many training steps (it is always saved at the end of each epoch)."
     )
+
+
+class DistributeConfig(Section):
+    """How training is spread over devices and machines, on tf.distribute."""
+
+    strategy: Literal["default", "mirrored", "multi_worker"] = Field(
+        "default",
+        description="`default`: one device. `mirrored`: every local GPU (or `devices`), one replica each, gradients all-reduced (tf.distribute.MirroredStrategy). `multi_worker`: several processes or machines (tf.distribute.MultiWorkerMirroredStrategy), each started with the same config and its own `TF_CONFIG`; only the chief writes the run folder.",
+    )
+    devices: Optional[list[str]] = Field(None, description="`mirrored`: the devices to use, e.g. `[/gpu:0, /gpu:1]`; unset: all GPUs, or the CPU.")
+    cpu_devices: Optional[Annotated[int, Field(gt=1)]] = Field(
+        None, description="Split the CPU into this many logical devices (one replica each): to try `mirrored` on a machine without GPUs."
+    )
+    batch_size: Literal["per_replica", "global"] = Field(
+        "per_replica",
+        description="What `data.batch_size` means: `per_replica` (the global batch is batch_size x replicas, so each device's load stays the same as you scale out) or `global` (split across replicas).",
+    )
+    scale_learning_rate: Literal["linear", "sqrt", "none"] = Field(
+        "linear",
+        description="How the learning rate follows the global batch when it grows with the replicas (`per_replica`): `linear` (rate x replicas, Goyal et al. 2017), `sqrt`, or `none`.",
+    )
+    communication: Literal["auto", "ring", "nccl"] = Field("auto", description="`multi_worker`: the collective implementation (`nccl` for GPUs).")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.devices is not None and self.strategy != "mirrored":
+            raise field_error("devices", f"only applies with strategy 'mirrored', got '{self.strategy}'")
+        if self.devices is not None and not self.devices:
+            raise field_error("devices", "expected at least one device, e.g. [/gpu:0]")
+        return self
 
 
 # ----------------------------------------------------------------------------------------- root
@@ -451,6 +535,19 @@ class Config(Section):
     schedule: ScheduleConfig = Field(default_factory=lambda: Constant(type="constant"), description="Learning-rate schedule.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Loss, metrics and the training loop.")
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig, description="Which checkpoint is `best`.")
+    distribute: DistributeConfig = Field(default_factory=DistributeConfig, description="Devices and machines (see `distribute.*`).")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.model.type == "backbone" and (self.data.preprocess.rescale is not None or self.data.preprocess.standardize != "none"):
+            raise PydanticCustomError(
+                "dlopt_field", "{message}", {"key": "data.preprocess", "message": "model.type backbone applies the backbone's own preprocessing to raw pixels (0-255); remove data.preprocess"}
+            )
+        if self.model.unfreeze_at_epoch is not None and self.model.unfreeze_at_epoch >= self.train.epochs:
+            raise PydanticCustomError(
+                "dlopt_field", "{message}", {"key": "model.unfreeze_at_epoch", "message": f"expected fewer than train.epochs ({self.train.epochs}), got {self.model.unfreeze_at_epoch}"}
+            )
+        return self
 
     @field_validator("name", mode="before")
     @classmethod

@@ -51,9 +51,10 @@ def output_head(x, spec: OutputSpec, kernel_regularizer=None):
     """The final layer for the task: softmax classes, a sigmoid unit, or linear values."""
     import keras
 
-    outputs = keras.layers.Dense(spec.units, activation=spec.activation, kernel_regularizer=kernel_regularizer, name="head")(x)
+    # float32 even under mixed precision: softmax and the loss need the range (Keras' advice)
+    outputs = keras.layers.Dense(spec.units, activation=spec.activation, kernel_regularizer=kernel_regularizer, dtype="float32", name="head")(x)
     if spec.task == "regression" and len(spec.shape) > 1:
-        outputs = keras.layers.Reshape(spec.shape)(outputs)
+        outputs = keras.layers.Reshape(spec.shape, dtype="float32")(outputs)
     return outputs
 
 
@@ -121,7 +122,7 @@ def import_user_module(module: str | None) -> None:
 
 def register_builtins() -> None:
     """Import the built-in families: registers their builders and any layers they save."""
-    from . import cnn, lstm, mlp, transformer  # noqa: F401  (importing registers them)
+    from . import backbone, cnn, lstm, mlp, transformer  # noqa: F401  (importing registers them)
 
 
 def check_model_type(model_config) -> None:

@@ -1,0 +1,70 @@
+"""What a model costs: floating-point operations per example, counted by TensorFlow's profiler.
+
+The profiler counts each op of the inference graph traced for one example (a multiply-add is two
+FLOPs, as in most papers). Ops without a registered count (lookups, casts) add nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+
+def _profile(model):
+    """TensorFlow's float-operation profile of `model` on one example, or None if it cannot trace."""
+    import tensorflow as tf
+
+    specs = [tf.TensorSpec((1,) + tuple(x.shape[1:]), x.dtype) for x in model.inputs]
+
+    @tf.function
+    def forward(*inputs):
+        return model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
+
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")  # the v1 profiler warns about its own deprecated internals
+    try:
+        graph = forward.get_concrete_function(*specs).graph
+        options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+        options["output"] = "none"  # no report on stdout
+        return tf.compat.v1.profiler.profile(graph=graph, options=options)
+    except Exception:  # a model the profiler cannot trace: report no count rather than fail the run
+        return None
+    finally:
+        logger.setLevel(level)
+
+
+def flops_per_example(model) -> int | None:
+    profile = _profile(model)
+    return None if profile is None else int(profile.total_float_ops)
+
+
+def flops_by_layer(model, layer_names: list[str]) -> dict[str, int]:
+    """FLOPs per layer name: each profiled op is credited to the innermost layer its name scope names."""
+    profile = _profile(model)
+    if profile is None:
+        return {}
+    wanted = set(layer_names)
+    totals: dict[str, int] = {}
+
+    def owner_of(part: str) -> str | None:
+        # TensorFlow uniquifies a reused name scope (`dense0_1`): strip that suffix when it is not the name
+        if part in wanted:
+            return part
+        stripped = re.sub(r"_\d+$", "", part)
+        return stripped if stripped in wanted else None
+
+    def visit(node):
+        if not node.children:
+            owner = next((owner_of(part) for part in reversed(node.name.split("/")) if owner_of(part)), None)
+            if owner is not None:
+                totals[owner] = totals.get(owner, 0) + int(node.total_float_ops)
+        for child in node.children:
+            visit(child)
+
+    visit(profile)
+    return totals
+
+
+def file_bytes(path) -> int | None:
+    return os.path.getsize(path) if os.path.exists(path) else None

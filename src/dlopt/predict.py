@@ -1,0 +1,122 @@
+"""`dlopt predict`: run a finished run's model on image files, .npy/.npz arrays or text.
+
+Inputs are raw, as the data source gave them (pixel values 0-255 for images): the saved model holds
+its own rescaling, standardisation and text vectorisation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError
+from .saved_models import load_run_model, run_summary
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+def read_image(path: Path, shape: tuple) -> np.ndarray:
+    """An image file as the model's input shape: channels converted, resized if the size differs."""
+    import tensorflow as tf
+
+    channels = shape[2] if len(shape) == 3 else 1
+    if len(shape) not in (2, 3) or channels not in (1, 3, 4):
+        raise ConfigError(f"{path}: this model takes inputs of shape {shape}, not images")
+    try:
+        image = tf.io.decode_image(tf.io.read_file(str(path)), channels=channels, expand_animations=False)
+    except tf.errors.InvalidArgumentError:
+        raise ConfigError(f"{path}: not a readable image") from None
+    if tuple(image.shape[:2]) != tuple(shape[:2]):
+        image = tf.image.resize(image, shape[:2], antialias=True)
+    image = tf.cast(image, tf.float32).numpy()
+    return image[..., 0] if len(shape) == 2 else image
+
+
+def read_array(path: Path, shape: tuple) -> np.ndarray:
+    """One example (the model's input shape) or a batch of them from .npy, or .npz (array `x` or its only array)."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read the array: {exc}") from None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        keys = list(loaded.keys())
+        if "x" not in keys and len(keys) != 1:
+            raise ConfigError(f"{path}: expected an array named 'x' (or a single array), found: {', '.join(keys)}")
+        loaded = loaded["x" if "x" in keys else keys[0]]
+    array = np.asarray(loaded, dtype=np.float32)
+    if shape and shape[-1] == 1 and array.shape[-len(shape) + 1 :] == tuple(shape[:-1]):
+        array = array[..., None]  # grayscale images without their channel axis
+    if tuple(array.shape) == tuple(shape):
+        return array[None]
+    if tuple(array.shape[1:]) == tuple(shape):
+        return array
+    raise ConfigError(f"{path}: expected an array of shape {tuple(shape)} or (N, {', '.join(map(str, shape))}), got {array.shape}")
+
+
+def gather(inputs: list[str], shape: tuple, text: bool) -> tuple[list[str], np.ndarray]:
+    """(a label per example, the examples): text models read lines of files or the argument itself."""
+    labels, examples = [], []
+    for item in inputs:
+        path = Path(item)
+        if text:
+            if path.is_file():
+                lines = [line.rstrip("\n") for line in path.read_text(errors="replace").splitlines() if line.strip()]
+                labels += [f"{item}:{n}" for n in range(1, len(lines) + 1)]
+                examples += lines
+            else:
+                labels.append(item if len(item) <= 40 else item[:37] + "...")
+                examples.append(item)
+            continue
+        if not path.is_file():
+            raise ConfigError(f"{item}: no such file")
+        if path.suffix.lower() in (".npy", ".npz"):
+            batch = read_array(path, shape)
+            labels += [item] if len(batch) == 1 else [f"{item}[{i}]" for i in range(len(batch))]
+            examples += list(batch)
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            labels.append(item)
+            examples.append(read_image(path, shape))
+        else:
+            raise ConfigError(f"{item}: expected an image ({', '.join(IMAGE_SUFFIXES)}) or a .npy/.npz array")
+    if not examples:
+        raise ConfigError("no inputs to predict")
+    return labels, np.array(examples, dtype=object if text else np.float32)
+
+
+def _head_activation(model) -> str | None:
+    from .models.finetune import leaf_layers
+
+    head = next((layer for layer in leaf_layers(model) if layer.name == "head"), None)
+    activation = getattr(head, "activation", None)
+    return getattr(activation, "__name__", None)
+
+
+def predict(run_dir: Path, inputs: list[str], checkpoint: str = "best", top_k: int = 1) -> list[dict]:
+    import tensorflow as tf
+
+    _, model, _ = load_run_model(run_dir, checkpoint)
+    spec = model.inputs[0]
+    text = spec.dtype == "string"
+    labels, examples = gather(inputs, tuple(spec.shape[1:]), text)
+    batch = tf.constant(examples.astype(str)) if text else examples
+    outputs = np.asarray(model.predict(batch, verbose=0, batch_size=256), dtype=np.float64)
+    class_names = run_summary(run_dir).get("class_names")
+    activation = _head_activation(model)
+    results = []
+    for label, output in zip(labels, outputs):
+        result = {"input": label}
+        if activation == "softmax":
+            order = np.argsort(-output)[:top_k]
+            ranked = [{"class": int(i), **({"name": class_names[i]} if class_names else {}), "probability": float(output[i])} for i in order]
+            result.update(ranked[0])
+            if top_k > 1:
+                result["top_k"] = ranked
+        elif activation == "sigmoid":
+            p = float(output.reshape(-1)[0])
+            cls = int(p >= 0.5)
+            result.update({"class": cls, **({"name": class_names[cls]} if class_names else {}), "probability": p if cls else 1 - p})
+        else:
+            result["values"] = output.reshape(-1).tolist() if output.ndim else [float(output)]
+        results.append(result)
+    return results
