@@ -367,7 +367,8 @@ def predict(run_dir, inputs, checkpoint, top_k, as_json):
 
     from .report import stdout
 
-    table = Table(title=f"{run_dir} · {checkpoint}.keras", title_justify="left")
+    stdout.print(f"{run_dir} · {checkpoint}.keras", soft_wrap=True)
+    table = Table()
     values = "values" in results[0]
     for column in ("input", "prediction") if values else ("input", "class", "probability"):
         table.add_column(column, justify="left" if column != "probability" else "right")

@@ -44,6 +44,8 @@ def _load_backbone(constructor, model_config, shape):
     if reserved:
         raise ConfigError(f"model.options: {', '.join(sorted(reserved))} is set by dlopt (see model.weights, model.input_size, model.pooling)")
     kwargs = dict(include_top=False, input_shape=shape, pooling=model_config.pooling, **model_config.options)
+    interactive = keras.utils.is_interactive_logging_enabled()
+    keras.utils.disable_interactive_logging()  # Keras' "Downloading data from ..." line: offline, the error alone
     try:
         try:
             return constructor(weights=weights, name="backbone", **kwargs)  # `freeze: all` finds it by this name
@@ -55,11 +57,15 @@ def _load_backbone(constructor, model_config, shape):
         raise ConfigError(f"model.name: {model_config.name}: {str(exc).strip().splitlines()[0]}") from None
     except Exception as exc:
         if weights == "imagenet":
+            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
             raise ConfigError(
-                f"model.weights: could not fetch the ImageNet weights of {model_config.name} ({type(exc).__name__}; no network?). "
+                f"model.weights: could not fetch the ImageNet weights of {model_config.name} ({reason}). "
                 "Download the `_notop` weights file on a machine with network and set model.weights to its path, or use weights: null"
             ) from None
         raise ConfigError(f"model.weights: cannot load {weights} into {model_config.name}: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}") from None
+    finally:
+        if interactive:
+            keras.utils.enable_interactive_logging()
 
 
 @register("backbone")
