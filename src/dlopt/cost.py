@@ -1,4 +1,5 @@
-"""What a model costs: floating-point operations per example, counted by TensorFlow's profiler.
+"""What a model costs: floating-point operations per example, counted by TensorFlow's profiler,
+and its trainable parameters.
 
 The profiler counts each op of the inference graph traced for one example (a multiply-add is two
 FLOPs, as in most papers). Ops without a registered count (lookups, casts) add nothing.
@@ -6,7 +7,7 @@ FLOPs, as in most papers). Ops without a registered count (lookups, casts) add n
 
 from __future__ import annotations
 
-import os
+import math
 import re
 
 
@@ -35,15 +36,15 @@ def _profile(model):
 
 
 def flops_per_example(model) -> int | None:
-    profile = _profile(model)
-    return None if profile is None else int(profile.total_float_ops)
+    return count_flops(model)[0]
 
 
-def flops_by_layer(model, layer_names: list[str]) -> dict[str, int]:
-    """FLOPs per layer name: each profiled op is credited to the innermost layer its name scope names."""
+def count_flops(model, layer_names: list[str] = ()) -> tuple[int | None, dict[str, int]]:
+    """(FLOPs per example, FLOPs per layer name) from one profile; each profiled op is credited to
+    the innermost layer its name scope names. (None, {}) if the profiler cannot trace the model."""
     profile = _profile(model)
     if profile is None:
-        return {}
+        return None, {}
     wanted = set(layer_names)
     totals: dict[str, int] = {}
 
@@ -62,9 +63,10 @@ def flops_by_layer(model, layer_names: list[str]) -> dict[str, int]:
         for child in node.children:
             visit(child)
 
-    visit(profile)
-    return totals
+    if wanted:
+        visit(profile)
+    return int(profile.total_float_ops), totals
 
 
-def file_bytes(path) -> int | None:
-    return os.path.getsize(path) if os.path.exists(path) else None
+def trainable_parameters(model) -> int:
+    return int(sum(math.prod(w.shape) for w in model.trainable_weights))

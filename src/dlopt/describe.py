@@ -18,7 +18,7 @@ def describe(config: Config) -> dict:
     data = data_module.build(config, roles=("train",), for_training=False)  # shapes, classes, statistics
     model = models.build(config, data)
     layers = leaf_layers(model)
-    flops = cost.flops_by_layer(model, [layer.name for layer in layers])
+    total_flops, flops = cost.count_flops(model, [layer.name for layer in layers])
     rows = []
     for layer in layers:
         try:
@@ -32,7 +32,7 @@ def describe(config: Config) -> dict:
         "input_shape": list(data.input_shape),
         "layers": rows,
         "parameters": parameters,
-        "trainable_parameters": int(sum(int(keras.ops.size(w)) for w in model.trainable_weights)),
-        "flops_per_example": cost.flops_per_example(model),
+        "trainable_parameters": cost.trainable_parameters(model),
+        "flops_per_example": total_flops,
         "weights_bytes": int(sum(int(keras.ops.size(w)) * np.dtype(keras.backend.standardize_dtype(w.dtype)).itemsize for w in model.weights)),
     }

@@ -101,7 +101,15 @@ def _compile(config: Config, model, data, optimizer) -> None:
     )
 
 
-def _enter_second_phase(config: Config, model, data, placement, frozen: list[str]) -> None:
+def _lr_multipliers(config: Config, model, facts: dict) -> dict[str, float]:
+    """Learning-rate multipliers of the loaded (pretrained) layers' trainable variables."""
+    from .models import finetune
+
+    loaded = facts.get("init_from", {}).get("loaded", [])
+    return finetune.pretrained_lr_multipliers(model, loaded, config.model.pretrained_lr_multiplier)
+
+
+def _enter_second_phase(config: Config, model, data, placement, facts: dict) -> None:
     """Two-phase fine-tuning, phase two: unfreeze, and a fresh optimizer whose schedule runs over
     the remaining epochs at `unfreeze_lr_multiplier` x the learning rate."""
     from .models import finetune
@@ -111,12 +119,13 @@ def _enter_second_phase(config: Config, model, data, placement, frozen: list[str
     second.optimizer.learning_rate = config.optimizer.learning_rate * config.model.unfreeze_lr_multiplier
     second.train.epochs = config.train.epochs - config.model.unfreeze_at_epoch
     with placement.strategy.scope():
-        finetune.unfreeze(model, frozen)
-        _compile(config, model, data, build_optimizer(second, data.steps_per_epoch, model._dlopt_lr_multipliers))
+        finetune.unfreeze(model, facts.get("frozen_layers", []))
+        # the unfrozen pretrained layers now have trainable variables: their multipliers apply too
+        _compile(config, model, data, build_optimizer(second, data.steps_per_epoch, _lr_multipliers(config, model, facts)))
         model.optimizer.build(model.trainable_variables)  # so the backup holds this phase's optimizer state
 
 
-def _fit_in_phases(config: Config, model, data, placement, fit: dict, epochs_done: int, backup, frozen: list[str]) -> None:
+def _fit_in_phases(config: Config, model, data, placement, fit: dict, epochs_done: int, backup, facts: dict) -> None:
     """One fit() — or two-phase fine-tuning: `unfreeze_at_epoch` epochs with `freeze` applied (the
     head), then every layer at a lower rate. A resumed run continues in the phase it stopped in."""
     switch = config.model.unfreeze_at_epoch
@@ -128,11 +137,11 @@ def _fit_in_phases(config: Config, model, data, placement, fit: dict, epochs_don
         model.fit(train, epochs=switch, **fit)
         if model.stop_training:  # early stopping ended the run in phase one
             return
-        _enter_second_phase(config, model, data, placement, frozen)
+        _enter_second_phase(config, model, data, placement, facts)
         backup.save_now()  # --resume from here continues in phase two
         report.stderr.print(f"epoch {switch}: frozen layers unfrozen (batch norm stays frozen), learning rate x {config.model.unfreeze_lr_multiplier}", soft_wrap=True)
     else:
-        _enter_second_phase(config, model, data, placement, frozen)  # the backup then restores phase two's state
+        _enter_second_phase(config, model, data, placement, facts)  # the backup then restores phase two's state
     model.fit(train, epochs=config.train.epochs, initial_epoch=switch, **fit)
 
 
@@ -152,16 +161,12 @@ def _build_model(config: Config, data, placement) -> tuple[object, dict]:
             model = models.build(config, data)
         finally:
             keras.mixed_precision.set_global_policy(previous_policy)
-        multipliers = {}
         if config.model.init_from:
-            loaded = finetune.load_pretrained(model, finetune.pretrained_path(config.model.init_from))
-            multipliers = finetune.pretrained_lr_multipliers(model, loaded["loaded"], config.model.pretrained_lr_multiplier)
-            facts["init_from"] = loaded
+            facts["init_from"] = finetune.load_pretrained(model, finetune.pretrained_path(config.model.init_from))
         frozen = finetune.freeze(model, config.model.freeze)
         if frozen:
             facts["frozen_layers"] = frozen
-        model._dlopt_lr_multipliers = multipliers  # kept for a second fine-tuning phase's optimizer
-        _compile(config, model, data, build_optimizer(config, data.steps_per_epoch, multipliers))
+        _compile(config, model, data, build_optimizer(config, data.steps_per_epoch, _lr_multipliers(config, model, facts)))
     facts["jit_compile"] = model.jit_compile
     facts["optimizer_class"] = type(model.optimizer).__name__  # LossScaleOptimizer under mixed_float16
     return model, facts
@@ -295,7 +300,7 @@ def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], p
             report.stderr.print(finetune_line(model_facts), soft_wrap=True)
         started = time.perf_counter()
         fit = dict(validation_data=data.pipelines.get("val"), callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
-        _fit_in_phases(config, model, data, placement, fit, len(earlier_rows), backup, model_facts.get("frozen_layers", []))
+        _fit_in_phases(config, model, data, placement, fit, len(earlier_rows), backup, model_facts)
         train_seconds = time.perf_counter() - started + sum(r.get("epoch_seconds", 0) for r in earlier_rows)
         rows = metrics_csv.rows
         if not rows or not all(math.isfinite(row.get("loss", math.nan)) for row in rows):
@@ -333,7 +338,7 @@ def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], p
             "epochs_run": len(rows),
             "examples": data.counts,
             "parameters": int(model.count_params()),
-            "trainable_parameters": int(sum(math.prod(w.shape) for w in model.trainable_weights)),
+            "trainable_parameters": cost.trainable_parameters(model),
             "model_bytes": best_path.stat().st_size if best_path.exists() else None,
             "train_seconds": round(train_seconds, 3),
             "samples_per_second": sum(r["samples_per_second"] for r in rows) / len(rows),
