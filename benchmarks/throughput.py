@@ -52,6 +52,7 @@ def plain_keras(data: Path, epochs: int, augment: bool) -> dict:
     import keras
     import numpy as np
     import tensorflow as tf
+    import yaml
 
     keras.utils.set_random_seed(42)
     x = read_idx(data / "train-images-idx3-ubyte.gz")[..., None].astype("float32") / 255.0
@@ -66,17 +67,19 @@ def plain_keras(data: Path, epochs: int, augment: bool) -> dict:
     train = train.prefetch(tf.data.AUTOTUNE)
     val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(batch).cache().prefetch(tf.data.AUTOTUNE)
 
-    def conv_block(filters, pool=True):
-        block = [layers.Conv2D(filters, 3, padding="same", use_bias=False), layers.BatchNormalization(), layers.Activation("relu")]
-        return block + [layers.MaxPooling2D(2)] if pool else block
+    shipped = yaml.safe_load(CONFIG.read_text())["model"]  # the widths and layer order of the shipped config
+
+    def conv_block(filters, pool):
+        conv, norm = [layers.Conv2D(filters, 3, padding="same", use_bias=False)], [layers.BatchNormalization(), layers.Activation("relu")]
+        pooling = [layers.MaxPooling2D(2)] if pool else []
+        return conv + pooling + norm if shipped.get("pool_first") else conv + norm + pooling
 
     layers = keras.layers
     model = keras.Sequential(
         [keras.Input((28, 28, 1)), layers.Normalization(axis=None, mean=float(x_train.mean()), variance=float(x_train.var()))]
-        + conv_block(32)
-        + conv_block(64)
-        + conv_block(128, pool=False)
-        + [layers.Flatten(), layers.Dense(256, use_bias=False), layers.BatchNormalization(), layers.Activation("relu"), layers.Dropout(0.3), layers.Dense(10, activation="softmax")]
+        + [layer for block in shipped["blocks"] for layer in conv_block(block["filters"], block.get("pool", "max") != "none")]
+        + [layers.Flatten(), layers.Dense(shipped["dense"][0], use_bias=False), layers.BatchNormalization(), layers.Activation("relu")]
+        + [layers.Dropout(shipped["dropout"]), layers.Dense(10, activation="softmax")]
     )
     steps = int(np.ceil(len(x_train) / batch))
     schedule = keras.optimizers.schedules.CosineDecay(0.0, (epochs - 1) * steps, warmup_target=2e-3, warmup_steps=steps)

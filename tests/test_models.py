@@ -47,6 +47,29 @@ def test_cnn_structure_follows_config():
     np.testing.assert_allclose(np.sum(probabilities, axis=1), 1.0, rtol=1e-5)
 
 
+def test_cnn_pool_first_pools_before_batch_norm_and_matches_the_usual_order_at_inference():
+    blocks = [{"filters": 4, "convs": 2}, {"filters": 8}, {"filters": 8, "pool": "none"}]
+    usual = build({"type": "cnn", "blocks": blocks, "dense": [16], "batch_norm": True})
+    early = build({"type": "cnn", "blocks": blocks, "dense": [16], "batch_norm": True, "pool_first": True})
+    order = [layer.name for layer in layers_of(early)]
+    assert order.index("block0_pool") == order.index("block0_conv1") + 1  # right after the block's last conv
+    assert order.index("block0_pool") < order.index("block0_conv1_bn") < order.index("block0_conv1_act")
+    assert order.index("block0_conv0_act") < order.index("block0_conv1")  # earlier convs of the block keep their norm
+    assert "block2_pool" not in order and early.count_params() == usual.count_params()
+    rng = np.random.default_rng(1)
+    for layer in layers_of(usual):  # trained-looking batch norms: positive scales, any shifts and statistics
+        if type(layer).__name__ == "BatchNormalization":
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 2, gamma.shape), rng.normal(size=beta.shape), rng.normal(size=mean.shape), rng.uniform(0.5, 2, variance.shape)])
+    early_layers = {layer.name: layer for layer in layers_of(early)}
+    for layer in layers_of(usual):  # same weights by layer name
+        if layer.weights:
+            early_layers[layer.name].set_weights(layer.get_weights())
+    # batch norm with a positive scale and ReLU are monotonic per channel, so they commute with max pooling
+    x = np.random.default_rng(0).random((5, 8, 8, 1)).astype("float32")
+    np.testing.assert_allclose(early(x, training=False), usual(x, training=False), rtol=1e-5, atol=1e-6)
+
+
 def test_cnn_accepts_grayscale_without_channel_axis_and_global_pooling():
     model = build({"type": "cnn", "blocks": [{"filters": 4, "strides": 2, "padding": "valid", "pool": "none"}], "global_pool": "avg", "dense": []}, input_shape=(9, 9))
     assert model.output_shape == (None, 4)

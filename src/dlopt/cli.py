@@ -164,31 +164,39 @@ def train(config_file, sets, module, name, seed, runs_dir, resume, progress, as_
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]), help="Which split to evaluate.")
 @click.option("--checkpoint", default="best", show_default=True, type=click.Choice(["best", "last"]), help="Which saved model to load.")
+@click.option("--tta", "views", multiple=True, type=click.Choice(["horizontal_flip", "vertical_flip"]), help="Test-time augmentation view (repeatable); default: the run's data.tta.")
+@click.option("--no-tta", is_flag=True, help="Evaluate each image once, even if the run's config sets data.tta.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @reports_errors
-def evaluate(run_dir, split, checkpoint, as_json):
+def evaluate(run_dir, split, checkpoint, views, no_tta, as_json):
     """Re-evaluate a finished run's saved model; writes RUN_DIR/eval/<split>.json.
 
     \b
-    Example:
+    Examples:
       dlopt eval runs/cnn_mnist-20260101-120000 --split test --checkpoint last
+      dlopt eval runs/cnn_fashion_mnist_local-20260101-120000 --tta horizontal_flip
     """
     _quiet_tensorflow()
     from . import report
     from .evaluate import evaluate as run_eval
 
     with _json_on_failure(as_json, run_dir):
-        result = run_eval(Path(run_dir), split, checkpoint)
+        if no_tta and views:
+            raise UsageError("--no-tta and --tta: give one of them")
+        result = run_eval(Path(run_dir), split, checkpoint, [] if no_tta else list(views) or None)
     if as_json:
         click.echo(json.dumps(result))
     else:
         from rich.table import Table
 
+        single_view = result.get("metrics_single_view")
         table = Table(title=f"{run_dir} · {split} ({result['examples']} examples) · {checkpoint}.keras", title_justify="left")
         table.add_column("metric")
-        table.add_column("value", justify="right")
+        table.add_column(f"tta: image + {' + '.join(result['tta'])}" if single_view else "value", justify="right")
+        if single_view:
+            table.add_column("1 view", justify="right")
         for key, value in result["metrics"].items():
-            table.add_row(key, f"{value:.4f}")
+            table.add_row(key, f"{value:.4f}", *([f"{single_view[key]:.4f}"] if single_view else []))
         report.stdout.print(table)
 
 

@@ -78,6 +78,8 @@ def load_run(path: Path) -> dict:
             row[key] = value
     for key, value in (summary.get("test") or {}).items():
         row[f"test_{key}"] = value
+    for key, value in (summary.get("test_single_view") or {}).items():  # with test-time augmentation: also without
+        row[f"test_single_view_{key}"] = value
     row["epochs"] = summary.get("epochs_run") or _count_epochs(path / "metrics.csv")
     row["train_seconds"] = summary.get("train_seconds")
     row["_params"] = {k: v for k, v in _flatten(config).items() if k != "name"}

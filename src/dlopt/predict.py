@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import tta
 from .errors import ConfigError
 from .saved_models import load_run_model, run_summary
 
@@ -95,12 +96,13 @@ def _head_activation(model) -> str | None:
 def predict(run_dir: Path, inputs: list[str], checkpoint: str = "best", top_k: int = 1) -> list[dict]:
     import tensorflow as tf
 
-    _, model, _ = load_run_model(run_dir, checkpoint)
+    config, model, _ = load_run_model(run_dir, checkpoint)
     spec = model.inputs[0]
     text = spec.dtype == "string"
     labels, examples = gather(inputs, tuple(spec.shape[1:]), text)
     batch = tf.constant(examples.astype(str)) if text else examples
-    outputs = np.asarray(model.predict(batch, verbose=0, batch_size=256), dtype=np.float64)
+    averaged = tta.wrap(model, config.data.tta)  # the same views as the run's test evaluation
+    outputs = np.asarray(averaged.predict(batch, verbose=0, batch_size=256), dtype=np.float64)
     class_names = run_summary(run_dir).get("class_names")
     activation = _head_activation(model)
     results = []

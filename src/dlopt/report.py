@@ -65,12 +65,15 @@ def results_table(summary: dict) -> Table:
     """Each metric: final train value, validation at the best epoch and at the end, and test."""
     best = summary.get("best", {})
     table = Table(title=f"{summary['name']}: {summary['status']}", title_justify="left")
-    for column in ("metric", "train", f"val (best, epoch {best.get('epoch')})", "val (final)", "test"):
+    single_view = summary.get("test_single_view")  # set when test-time augmentation averaged views
+    columns = ["metric", "train", f"val (best, epoch {best.get('epoch')})", "val (final)"] + (["test (tta)", "test (1 view)"] if single_view else ["test"])
+    for column in columns:
         table.add_column(column, justify="left" if column == "metric" else "right")
     final, at_best, test = summary.get("final", {}), summary.get("best_epoch_metrics", {}), summary.get("test") or {}
     skip = ("learning_rate", "epoch_seconds", "samples_per_second", "epoch")
     for name in [k for k in final if k not in skip and not k.startswith("val_")]:
-        table.add_row(name, _num(final.get(name)), _num(at_best.get(f"val_{name}")), _num(final.get(f"val_{name}")), _num(test.get(name)))
+        cells = [_num(final.get(name)), _num(at_best.get(f"val_{name}")), _num(final.get(f"val_{name}")), _num(test.get(name))]
+        table.add_row(name, *cells, *([_num(single_view.get(name))] if single_view else []))
     return table
 
 

@@ -14,10 +14,10 @@ import traceback
 from pathlib import Path
 
 from . import data as data_module
-from . import cost, distribute, models, report, runs
+from . import cost, distribute, models, report, runs, tta
 from .config import Config, dump_config
 from .errors import ConfigError, DloptError, RunFailed
-from .objectives import monitor_mode, resolve_metrics
+from .objectives import build_loss, build_metrics, monitor_mode, resolve_metrics
 from .registry import did_you_mean
 
 
@@ -89,8 +89,6 @@ def _precision_policy(setting: str) -> str:
 
 
 def _compile(config: Config, model, data, optimizer) -> None:
-    from .objectives import build_loss, build_metrics
-
     # mixed_float16 gets Keras' LossScaleOptimizer from compile (auto_scale_loss)
     model.compile(
         optimizer=optimizer,
@@ -314,9 +312,16 @@ def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], p
             with warnings.catch_warnings():  # a best epoch of fine-tuning's first phase had another optimizer: only weights matter here
                 warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
                 model.load_weights(best_path)
-        test = None
+        test = test_single_view = None
         if "test" in data.pipelines:
-            test = {k: float(v) for k, v in model.evaluate(data.pipelines["test"], verbose=0, return_dict=True).items()}
+            with placement.strategy.scope():  # the views model shares the (possibly mirrored) layers
+                test, test_single_view = tta.evaluate(
+                    model,
+                    data.pipelines["test"],
+                    config.data.tta,
+                    build_loss(config.train, data.task, data.label_format),
+                    build_metrics(config.train, data.task, data.label_format),
+                )
 
         forecast = None
         if data.series is not None:  # does the model beat the naive forecasts on the same test windows?
@@ -332,6 +337,7 @@ def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], p
             "best_epoch_metrics": next((row for row in rows if row["epoch"] == best["epoch"]), {}),
             "final": {k: v for k, v in rows[-1].items() if k != "epoch"},
             "test": test,
+            **({"test_single_view": test_single_view, "tta": list(config.data.tta)} if test_single_view else {}),
             **({"forecast": forecast} if forecast else {}),
             **({"class_names": data.class_names} if data.class_names else {}),
             "test_checkpoint": config.checkpoint.evaluate if best_path.exists() else "last",

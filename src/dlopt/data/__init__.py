@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import tta
 from ..config.schema import FILE_SOURCES, Config
 from ..errors import ConfigError, RunFailed
 from ..objectives import label_format
@@ -221,6 +222,7 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
         if data.augment:
             raise ConfigError(f"data.augment[0].type: {data.augment[0].type} needs numeric inputs; these inputs are text")
         input_shape = (data.text.sequence_length,)
+        tta.check(data.tta, input_shape, task)
         if with_statistics:
             vectorizer = _adapted_vectorizer(data.text, train)
     else:
@@ -232,6 +234,7 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
             if None in input_shape:
                 raise RunFailed(f"data: inputs of varying shape {input_shape} are not supported for this model; resize them first")
         augment.check(data.augment, input_shape, np.issubdtype(raw_dtype, np.integer), task)
+        tta.check(data.tta, input_shape, task)
         if data.augment and "train" in roles and for_training:
             value_range = (0.0, 255.0) if raw_dtype == np.uint8 else (0.0, 1.0)
             augment_batch = augment.augmenter(data.augment, input_shape, value_range, config.seed)
