@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from .errors import ConfigError, DloptError
+from .tta import VIEWS as TTA_VIEWS
 
 
 class UsageError(ConfigError):
@@ -164,7 +165,7 @@ def train(config_file, sets, module, name, seed, runs_dir, resume, progress, as_
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]), help="Which split to evaluate.")
 @click.option("--checkpoint", default="best", show_default=True, type=click.Choice(["best", "last"]), help="Which saved model to load.")
-@click.option("--tta", "views", multiple=True, type=click.Choice(["horizontal_flip", "vertical_flip"]), help="Test-time augmentation view (repeatable); default: the run's data.tta.")
+@click.option("--tta", "views", multiple=True, type=click.Choice(TTA_VIEWS), help="Test-time augmentation view (repeatable); default: the run's data.tta.")
 @click.option("--no-tta", is_flag=True, help="Evaluate each image once, even if the run's config sets data.tta.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @reports_errors

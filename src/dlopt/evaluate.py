@@ -24,8 +24,9 @@ def evaluate(run_dir: Path, split: str = "test", checkpoint: str = "best", views
         views = list(config.data.tta)
     else:
         tta.check(views, data.input_shape, data.task, where="--tta")
-    loss, metrics = build_loss(config.train, data.task, data.label_format), build_metrics(config.train, data.task, data.label_format)
-    model.compile(loss=loss, metrics=metrics)
+    loss = build_loss(config.train, data.task, data.label_format)
+    model.compile(loss=loss, metrics=build_metrics(config.train, data.task, data.label_format))
+    # the views model gets metric objects of its own
     with_views, single_view = tta.evaluate(model, data.pipelines[split], views, loss, build_metrics(config.train, data.task, data.label_format))
     result = {
         "run_dir": str(run_dir),
