@@ -1,13 +1,14 @@
 """dlopt against a plain Keras script: the shipped Fashion-MNIST CNN, same data, side by side.
 
-    python benchmarks/throughput.py [--epochs 2] [--repeats 4] [--augment] [--data /usr/share/datasets/fashion-mnist]
+    python benchmarks/throughput.py [--epochs 2] [--repeats 4] [--augment] [--plain-onednn on|default] [--data /usr/share/datasets/fashion-mnist]
 
 Each measurement runs in its own process (a fresh TensorFlow), plain and dlopt back to back so that
 machine noise hits both alike. Prints, for each, the training throughput (samples/second over the
 whole `fit`, validation and callbacks included) and the time from the process's start to the end
 of the first training step, and the throughput ratio dlopt / plain (1.0 = no overhead).
 `--augment` adds the same augmentation to both (translation and flip, Keras preprocessing layers
-mapped over batches, as the Keras guides write it). Needs the real data:
+mapped over batches, as the Keras guides write it). dlopt turns on TensorFlow's oneDNN kernels
+(`train.onednn`); the plain script gets them too unless `--plain-onednn default`. Needs the real data:
 `apt-get install dataset-fashion-mnist`.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -30,8 +32,6 @@ AUGMENT = [{"type": "random_translation", "height": 0.08, "width": 0.08}, {"type
 
 def seconds_since_process_start() -> float:
     """Time since this process started, from Linux's /proc (the plain script measures like dlopt)."""
-    import os
-
     with open("/proc/self/stat") as handle:
         started_ticks = int(handle.read().rsplit(")", 1)[1].split()[19])
     with open("/proc/uptime") as handle:
@@ -82,7 +82,7 @@ def plain_keras(data: Path, epochs: int, augment: bool) -> dict:
         + [layers.Dropout(shipped["dropout"]), layers.Dense(10, activation="softmax")]
     )
     steps = int(np.ceil(len(x_train) / batch))
-    schedule = keras.optimizers.schedules.CosineDecay(0.0, (epochs - 1) * steps, warmup_target=2e-3, warmup_steps=steps)
+    schedule = keras.optimizers.schedules.CosineDecay(0.0, max((epochs - 1) * steps, 1), warmup_target=2e-3, warmup_steps=steps)
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
@@ -123,9 +123,13 @@ def dlopt_run(data: Path, epochs: int, augment: bool) -> dict:
     }
 
 
-def measure(kind: str, data: Path, epochs: int, augment: bool) -> dict:
+def measure(kind: str, data: Path, epochs: int, augment: bool, plain_onednn: str) -> dict:
     command = [sys.executable, __file__, "--worker", kind, "--epochs", str(epochs), "--data", str(data)] + (["--augment"] if augment else [])
-    result = subprocess.run(command, capture_output=True, text=True)
+    env = dict(os.environ)
+    env.pop("TF_ENABLE_ONEDNN_OPTS", None)  # dlopt decides by its train.onednn (auto: on)
+    if kind == "plain" and plain_onednn != "default":
+        env["TF_ENABLE_ONEDNN_OPTS"] = "1" if plain_onednn == "on" else "0"
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise SystemExit(f"{kind} failed: {result.stderr[-2000:]}")
     out = json.loads(result.stdout.strip().splitlines()[-1])
@@ -139,6 +143,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--data", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
     parser.add_argument("--augment", action="store_true", help="the same augmentation in both")
+    parser.add_argument(
+        "--plain-onednn", choices=["on", "default"], default="on",
+        help="oneDNN kernels in the plain script: on (the same kernels as dlopt, so the ratio is dlopt's own cost) "
+        "or TensorFlow's default for this CPU (the ratio is what a plain script gains by switching)",
+    )
     parser.add_argument("--worker", choices=["plain", "dlopt"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -153,7 +162,7 @@ def main() -> None:
         order = ("plain", "dlopt") if repeat % 2 == 0 else ("dlopt", "plain")
         pair = {}
         for kind in order:
-            r = pair[kind] = measure(kind, args.data, args.epochs, args.augment)
+            r = pair[kind] = measure(kind, args.data, args.epochs, args.augment, args.plain_onednn)
             parameters.add(r["parameters"])
             startups[kind].append(r["startup_seconds"])
             print(f"repeat {repeat + 1} {kind:5s}: {r['samples_per_second']:7.0f} samples/s  fit {r['fit_seconds']:6.1f}s  "
@@ -161,7 +170,7 @@ def main() -> None:
         ratios.append(pair["dlopt"]["samples_per_second"] / pair["plain"]["samples_per_second"])
         print(f"repeat {repeat + 1} ratio dlopt/plain: {ratios[-1]:.3f}", flush=True)
     assert len(parameters) == 1, f"the two models differ: {parameters}"
-    label = "with augmentation" if args.augment else "without augmentation"
+    label = ("with augmentation" if args.augment else "without augmentation") + f", plain script's oneDNN {args.plain_onednn}"
     print(f"samples/s ratio dlopt/plain {label}, over {args.repeats} pairs: median {statistics.median(ratios):.3f} "
           f"(min {min(ratios):.3f}, max {max(ratios):.3f})")
     print(f"process start to first training step, median: plain {statistics.median(startups['plain']):.1f}s, dlopt {statistics.median(startups['dlopt']):.1f}s")

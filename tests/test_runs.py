@@ -47,8 +47,9 @@ def test_create_never_shares_a_folder():
 def test_eight_parallel_trainings_each_get_their_own_run(tmp_path, idx_dir):
     # one thread each: eight runs share two cores without fighting over them
     config = write_config(tmp_path / "c.yaml", tiny_cnn_config(idx_dir, train={"epochs": 1, "progress": "none", "threads": 1}))
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     procs = [
-        subprocess.Popen(DLOPT + ["train", str(config), "--name", "same", "--runs-dir", str(tmp_path / "runs"), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(DLOPT + ["train", str(config), "--name", "same", "--runs-dir", str(tmp_path / "runs"), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         for _ in range(8)
     ]
     outputs = [p.communicate(timeout=300) for p in procs]
@@ -59,8 +60,36 @@ def test_eight_parallel_trainings_each_get_their_own_run(tmp_path, idx_dir):
     for folder in folders:
         assert json.loads((folder / "run.json").read_text())["status"] == "completed"
         assert len(read_rows(folder / "metrics.csv")) == 1
-        assert 0 < json.loads((folder / "summary.json").read_text())["startup_seconds"] < 300
+        summary = json.loads((folder / "summary.json").read_text())
+        assert 0 < summary["startup_seconds"] < 300
+        assert summary["onednn"] is True  # train.onednn: auto turns oneDNN on when the environment does not say
     assert not any("train.threads ignored" in err for _, err in outputs)
+
+
+def test_onednn_setting_reaches_tensorflow(tmp_path, idx_dir):
+    # TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at import: each setting needs a fresh process
+    config = write_config(tmp_path / "c.yaml", tiny_cnn_config(idx_dir, train={"epochs": 1, "progress": "none"}))
+    seen = {}
+    for setting in ("auto", "true"):
+        command = DLOPT + ["train", str(config), "--runs-dir", str(tmp_path / "runs"), "--json", "--set", f"train.onednn={setting}"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0"})
+        assert done.returncode == 0, done.stderr[-500:]
+        seen[setting] = json.loads((Path(json.loads(done.stdout)["run_dir"]) / "summary.json").read_text())["onednn"]
+    assert seen == {"auto": False, "true": True}  # auto keeps the environment's choice, an explicit setting wins
+
+
+def test_onednn_cannot_change_once_tensorflow_runs(tmp_path, idx_dir):
+    from conftest import train_once
+    from dlopt import runtime
+
+    import tensorflow as tf  # started in this process, as in a notebook
+
+    tf.constant(1.0)
+    current = runtime.onednn_enabled()
+    result = train_once(tiny_cnn_config(idx_dir, train={"epochs": 1, "progress": "none", "onednn": not current}), tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert "warning: train.onednn ignored: TensorFlow was already started in this process" in result.stderr
+    assert json.loads((Path(json.loads(result.stdout)["run_dir"]) / "summary.json").read_text())["onednn"] is current
 
 
 def fake_run(folder: Path, name: str, lr: float, status: str = "completed", val_accuracy: float = 0.5, epochs: int = 3) -> Path:

@@ -94,9 +94,9 @@ def _head_activation(model) -> str | None:
 
 
 def predict(run_dir: Path, inputs: list[str], checkpoint: str = "best", top_k: int = 1) -> list[dict]:
+    config, model, _ = load_run_model(run_dir, checkpoint)  # before TensorFlow starts: the run's kernel settings
     import tensorflow as tf
 
-    config, model, _ = load_run_model(run_dir, checkpoint)
     spec = model.inputs[0]
     text = spec.dtype == "string"
     labels, examples = gather(inputs, tuple(spec.shape[1:]), text)

@@ -11,9 +11,7 @@ from .errors import ConfigError, RunFailed
 
 def load_run_model(run_dir: Path, checkpoint: str = "best"):
     """(config, model, path) of `run_dir`'s checkpoint; config errors name the missing piece."""
-    import keras
-
-    from . import models
+    from . import runtime
 
     if not (run_dir / "config.yaml").exists():
         raise ConfigError(f"{run_dir}: not a dlopt run folder (no config.yaml)")
@@ -21,6 +19,11 @@ def load_run_model(run_dir: Path, checkpoint: str = "best"):
     if not path.exists():
         raise ConfigError(f"{run_dir}: no {checkpoint} checkpoint ({path.name} is missing; did the run finish an epoch?)")
     config = load_config(run_dir / "config.yaml")
+    runtime.before_tensorflow(config.train)  # the same kernels as the training
+    import keras
+
+    from . import models
+
     models.register_builtins()  # dlopt's own saved layers (the transformer's position embedding)
     models.import_user_module(config.model.module)  # custom layers register themselves before loading
     try:

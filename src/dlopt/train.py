@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 
 from . import data as data_module
-from . import cost, distribute, models, report, runs, tta
+from . import cost, distribute, models, report, runs, runtime, tta
 from .config import Config, dump_config
 from .errors import ConfigError, DloptError, RunFailed
 from .objectives import build_loss, build_metrics, monitor_mode, resolve_metrics
@@ -64,17 +64,6 @@ def _jit_compile(setting):
     import tensorflow as tf
 
     return "auto" if tf.config.list_physical_devices("GPU") else False
-
-
-def _set_threads(threads: int | None) -> None:
-    if threads is None:
-        return
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-    except RuntimeError:  # TensorFlow already ran ops in this process (e.g. a notebook): say so, go on
-        report.stderr.print("warning: train.threads ignored: TensorFlow was already started in this process")
 
 
 def _precision_policy(setting: str) -> str:
@@ -166,6 +155,7 @@ def _build_model(config: Config, data, placement) -> tuple[object, dict]:
             facts["frozen_layers"] = frozen
         _compile(config, model, data, build_optimizer(config, data.steps_per_epoch, _lr_multipliers(config, model, facts)))
     facts["jit_compile"] = model.jit_compile
+    facts["onednn"] = runtime.onednn_enabled()
     facts["optimizer_class"] = type(model.optimizer).__name__  # LossScaleOptimizer under mixed_float16
     return model, facts
 
@@ -223,10 +213,11 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
 
 def train(config: Config, runs_dir: Path, command: list[str], progress: str = "auto", resume: Path | None = None) -> dict:
     """Run one training (or resume one); return summary.json's content. Raises DloptError on failure."""
+    runtime.before_tensorflow(config.train)
     import keras
 
     preflight(config)
-    _set_threads(config.train.threads)  # before TensorFlow runs its first op
+    runtime.set_threads(config.train.threads)  # before TensorFlow runs its first op
     placement = distribute.place(config.distribute)
     if not placement.is_chief:  # a multi-worker run's other workers train alongside, writing to scratch
         return _train_as_worker(config, runs_dir, command, placement, resume)
