@@ -18,9 +18,6 @@ import os
 import statistics
 import subprocess
 import sys
-from pathlib import Path
-
-CONFIG = Path(__file__).resolve().parent.parent / "configs" / "cnn_fashion_mnist_local.yaml"
 
 
 def median_step_ms(steps: int, batch: int = 128) -> float:
@@ -29,20 +26,10 @@ def median_step_ms(steps: int, batch: int = 128) -> float:
     import keras
     import numpy as np
     import tensorflow as tf
-    import yaml
 
-    shipped = yaml.safe_load(CONFIG.read_text())["model"]
-    layers = keras.layers
+    from throughput import shipped_cnn_layers  # the same plain-Keras model as the throughput benchmark
 
-    def block(filters, pool):  # the shipped pool_first order: conv, pool, batch norm, ReLU
-        return [layers.Conv2D(filters, 3, padding="same", use_bias=False)] + ([layers.MaxPooling2D(2)] if pool else []) + [layers.BatchNormalization(), layers.Activation("relu")]
-
-    model = keras.Sequential(
-        [keras.Input((28, 28, 1))]
-        + [layer for b in shipped["blocks"] for layer in block(b["filters"], b.get("pool", "max") != "none")]
-        + [layers.Flatten(), layers.Dense(shipped["dense"][0], use_bias=False), layers.BatchNormalization(), layers.Activation("relu")]
-        + [layers.Dropout(shipped["dropout"]), layers.Dense(10, activation="softmax")]
-    )
+    model = keras.Sequential([keras.Input((28, 28, 1))] + shipped_cnn_layers())
     model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1), metrics=["accuracy"])
     x = np.random.default_rng(0).random((batch * steps, 28, 28, 1), dtype=np.float32)
     y = keras.utils.to_categorical(np.arange(batch * steps) % 10, 10)

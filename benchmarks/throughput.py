@@ -47,12 +47,31 @@ def read_idx(path: Path):
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
+def shipped_cnn_layers() -> list:
+    """The shipped config's CNN (widths, layer order, dense head, dropout) as plain Keras layers."""
+    import keras
+    import yaml
+
+    shipped = yaml.safe_load(CONFIG.read_text())["model"]
+    layers = keras.layers
+
+    def conv_block(filters, pool):
+        conv, norm = [layers.Conv2D(filters, 3, padding="same", use_bias=False)], [layers.BatchNormalization(), layers.Activation("relu")]
+        pooling = [layers.MaxPooling2D(2)] if pool else []
+        return conv + pooling + norm if shipped.get("pool_first") else conv + norm + pooling
+
+    return (
+        [layer for block in shipped["blocks"] for layer in conv_block(block["filters"], block.get("pool", "max") != "none")]
+        + [layers.Flatten(), layers.Dense(shipped["dense"][0], use_bias=False), layers.BatchNormalization(), layers.Activation("relu")]
+        + [layers.Dropout(shipped["dropout"]), layers.Dense(10, activation="softmax")]
+    )
+
+
 def plain_keras(data: Path, epochs: int, augment: bool) -> dict:
     """The same model and training, written the way the Keras and tf.data guides do it."""
     import keras
     import numpy as np
     import tensorflow as tf
-    import yaml
 
     keras.utils.set_random_seed(42)
     x = read_idx(data / "train-images-idx3-ubyte.gz")[..., None].astype("float32") / 255.0
@@ -67,19 +86,9 @@ def plain_keras(data: Path, epochs: int, augment: bool) -> dict:
     train = train.prefetch(tf.data.AUTOTUNE)
     val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(batch).cache().prefetch(tf.data.AUTOTUNE)
 
-    shipped = yaml.safe_load(CONFIG.read_text())["model"]  # the widths and layer order of the shipped config
-
-    def conv_block(filters, pool):
-        conv, norm = [layers.Conv2D(filters, 3, padding="same", use_bias=False)], [layers.BatchNormalization(), layers.Activation("relu")]
-        pooling = [layers.MaxPooling2D(2)] if pool else []
-        return conv + pooling + norm if shipped.get("pool_first") else conv + norm + pooling
-
-    layers = keras.layers
     model = keras.Sequential(
-        [keras.Input((28, 28, 1)), layers.Normalization(axis=None, mean=float(x_train.mean()), variance=float(x_train.var()))]
-        + [layer for block in shipped["blocks"] for layer in conv_block(block["filters"], block.get("pool", "max") != "none")]
-        + [layers.Flatten(), layers.Dense(shipped["dense"][0], use_bias=False), layers.BatchNormalization(), layers.Activation("relu")]
-        + [layers.Dropout(shipped["dropout"]), layers.Dense(10, activation="softmax")]
+        [keras.Input((28, 28, 1)), keras.layers.Normalization(axis=None, mean=float(x_train.mean()), variance=float(x_train.var()))]
+        + shipped_cnn_layers()
     )
     steps = int(np.ceil(len(x_train) / batch))
     schedule = keras.optimizers.schedules.CosineDecay(0.0, max((epochs - 1) * steps, 1), warmup_target=2e-3, warmup_steps=steps)
