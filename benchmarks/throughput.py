@@ -5,10 +5,12 @@
 Each measurement runs in its own process (a fresh TensorFlow), plain and dlopt back to back so that
 machine noise hits both alike. `--concurrent` runs each pair at the same time instead, each side
 pinned to its own CPU core with one thread per op (the cores swapped every repeat): a shared host's
-slow phases then hit both sides at once, at the cost of measuring the one-core regime. Prints, for each, the training throughput (samples/second over the
-whole `fit`, validation and callbacks included) and the time from the process's start to the end
-of the first training step, and the throughput ratio dlopt / plain (1.0 = no overhead): the median
-over pairs, and the ratio of each side's best run (noise on a shared machine only slows a run down).
+slow phases then hit both sides at once, at the cost of measuring the one-core regime.
+
+Prints, for each, the training throughput (samples/second over the whole `fit`, validation and
+callbacks included) and the time from the process's start to the end of the first training step,
+and the throughput ratio dlopt / plain (1.0 = no overhead): the median over pairs, and the ratio of
+each side's best run (noise on a shared machine only slows a run down).
 `--augment` adds the same augmentation to both (translation and flip, Keras preprocessing layers
 mapped over batches, as the Keras guides write it). dlopt turns on TensorFlow's oneDNN kernels
 (`train.onednn`); the plain script gets them too unless `--plain-onednn default`. Needs the real data:
