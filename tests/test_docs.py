@@ -19,6 +19,29 @@ def test_readme_test_command_is_what_ci_runs():
     assert "pip install -q -e '.[test]'" in ci and "python3 -m pytest -q" in ci
 
 
+def test_readme_first_command_trains_the_bundled_digits(tmp_path, cli):
+    """The README's first command needs no download: scikit-learn's digits, with a real test result."""
+    import json
+
+    readme = (ROOT / "README.md").read_text()
+    assert "```sh\npip install -e . && dlopt train configs/cnn_digits.yaml\n```" in readme
+    code, out, err = cli("train", ROOT / "configs" / "cnn_digits.yaml", "--runs-dir", tmp_path / "runs", "--json", "--set", "train.epochs=3")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["status"] == "completed" and result["test"]["accuracy"] > 0.85
+
+
+def test_shipped_table_config_trains_on_the_packaged_penguins(tmp_path, cli):
+    import json
+
+    code, out, err = cli("train", ROOT / "configs" / "mlp_penguins.yaml", "--runs-dir", tmp_path / "runs", "--json", "--set", "train.epochs=8")
+    assert code == 0, err
+    summary = json.loads((Path(json.loads(out)["run_dir"]) / "summary.json").read_text())
+    assert summary["class_names"] == ["Adelie", "Chinstrap", "Gentoo"]
+    assert summary["test"]["accuracy"] > 0.8
+    assert "Adelie" in err and "per class (train/val/test)" in err
+
+
 def test_every_shipped_config_validates():
     configs = sorted((ROOT / "configs").glob("*.yaml"))
     assert {p.name for p in configs} >= {"cnn_mnist.yaml", "mlp_mnist.yaml", "cnn_fashion_mnist.yaml", "cnn_fashion_mnist_local.yaml"}

@@ -113,7 +113,7 @@ def test_vocabulary_comes_from_the_training_split_only(tmp_path, reviews_csv):
 
     with open(reviews_csv, "a", newline="") as handle:
         csv.writer(handle).writerows([("zebra zebra zebra", "pos")] * 20)  # only in the last rows: the test split
-    config = text_config("csv", reviews_csv, {"type": "lstm", "units": [4]}, splits={"train": "train[:80]", "test": "train[80:]"}, text={"column": "review", "label_column": "sentiment"})
+    config = text_config("csv", reviews_csv, {"type": "lstm", "units": [4]}, splits={"train": "train[:80]", "test": "train[80:]"}, split_shuffle=False, text={"column": "review", "label_column": "sentiment"})
     data = build(Config.model_validate(config))
     vocabulary = data.vectorizer.get_vocabulary()
     assert "zebra" not in vocabulary and "loved" in vocabulary

@@ -79,9 +79,10 @@ def plot_feature_maps(run_dir: Path, image: str, layer: str | None, output: Path
     from .predict import gather
     from .saved_models import load_run_model
 
-    _, model, _ = load_run_model(run_dir, checkpoint)
+    config, model, _ = load_run_model(run_dir, checkpoint)
     spec = model.inputs[0]
-    _, examples = gather([image], tuple(spec.shape[1:]), text=False)
+    image_settings = config.data.image if config.data.source == "image_folder" else None
+    _, examples = gather([image], tuple(spec.shape[1:]), text=False, image_settings=image_settings)
     name, maps = activations(model, examples[0], layer)
     drawn = write_grid(maps, f"{run_dir.name} · {name} · {Path(image).name} ({maps.shape[0]}x{maps.shape[1]}, {maps.shape[-1]} channels)", output)
     return {"layer": name, "shape": list(maps.shape), "channels_drawn": drawn, "output": str(output)}

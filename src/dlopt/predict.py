@@ -17,17 +17,25 @@ from .saved_models import load_run_model, run_summary
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
-def read_image(path: Path, shape: tuple) -> np.ndarray:
-    """An image file as the model's input shape: channels converted, resized if the size differs."""
+def read_image(path: Path, shape: tuple, image_settings=None) -> np.ndarray:
+    """An image file as the model's input shape: channels converted, resized if the size differs.
+    `image_settings` (a run trained on an image folder): decoded exactly as its training images were."""
     import tensorflow as tf
 
     channels = shape[2] if len(shape) == 3 else 1
     if len(shape) not in (2, 3) or channels not in (1, 3, 4):
         raise ConfigError(f"{path}: this model takes inputs of shape {shape}, not images")
     try:
-        image = tf.io.decode_image(tf.io.read_file(str(path)), channels=channels, expand_animations=False)
+        if image_settings is not None:
+            from .data.images import read_image_file
+
+            image = read_image_file(path, image_settings)
+        else:
+            image = tf.io.decode_image(tf.io.read_file(str(path)), channels=channels, expand_animations=False)
     except tf.errors.InvalidArgumentError:
         raise ConfigError(f"{path}: not a readable image") from None
+    if tuple(image.shape[:2]) != tuple(shape[:2]) and image_settings is not None and image_settings.size is None:
+        raise ConfigError(f"{path}: the model takes {shape[0]}x{shape[1]} images, this one is {image.shape[0]}x{image.shape[1]} (the run set no data.image.size)")
     if tuple(image.shape[:2]) != tuple(shape[:2]):
         image = tf.image.resize(image, shape[:2], antialias=True)
     image = tf.cast(image, tf.float32).numpy()
@@ -55,7 +63,7 @@ def read_array(path: Path, shape: tuple) -> np.ndarray:
     raise ConfigError(f"{path}: expected an array of shape {tuple(shape)} or (N, {', '.join(map(str, shape))}), got {array.shape}")
 
 
-def gather(inputs: list[str], shape: tuple, text: bool) -> tuple[list[str], np.ndarray]:
+def gather(inputs: list[str], shape: tuple, text: bool, image_settings=None) -> tuple[list[str], np.ndarray]:
     """(a label per example, the examples): text models read lines of files or the argument itself."""
     labels, examples = [], []
     for item in inputs:
@@ -77,7 +85,7 @@ def gather(inputs: list[str], shape: tuple, text: bool) -> tuple[list[str], np.n
             examples += list(batch)
         elif path.suffix.lower() in IMAGE_SUFFIXES:
             labels.append(item)
-            examples.append(read_image(path, shape))
+            examples.append(read_image(path, shape, image_settings))
         else:
             raise ConfigError(f"{item}: expected an image ({', '.join(IMAGE_SUFFIXES)}) or a .npy/.npz array")
     if not examples:
@@ -97,10 +105,17 @@ def predict(run_dir: Path, inputs: list[str], checkpoint: str = "best", top_k: i
     config, model, _ = load_run_model(run_dir, checkpoint)  # before TensorFlow starts: the run's kernel settings
     import tensorflow as tf
 
-    spec = model.inputs[0]
-    text = spec.dtype == "string"
-    labels, examples = gather(inputs, tuple(spec.shape[1:]), text)
-    batch = tf.constant(examples.astype(str)) if text else examples
+    if len(model.inputs) > 1 or config.data.table is not None:  # a table: raw rows, one input per column
+        from .data.tabular import rows_from
+
+        labels, columns = rows_from(inputs, {t.name: str(t.dtype) for t in model.inputs})
+        batch = {name: tf.constant(values) for name, values in columns.items()}
+    else:
+        spec = model.inputs[0]
+        text = spec.dtype == "string"
+        image_settings = config.data.image if config.data.source == "image_folder" else None
+        labels, examples = gather(inputs, tuple(spec.shape[1:]), text, image_settings)
+        batch = tf.constant(examples.astype(str)) if text else examples
     averaged = tta.wrap(model, config.data.tta)  # the same views as the run's test evaluation
     outputs = np.asarray(averaged.predict(batch, verbose=0, batch_size=256), dtype=np.float64)
     class_names = run_summary(run_dir).get("class_names")

@@ -284,7 +284,9 @@ def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], p
 
         verb = "resuming" if resume else "run"
         where = f", {placement.replicas} replicas ({placement.name}, global batch {data.batch_size})" if placement.replicas > 1 else ""
-        report.stderr.print(f"{verb} {run_dir}: {data.counts['train']} training examples, {model.count_params():,} parameters{where}", soft_wrap=True)
+        report.stderr.print(f"{verb} {run_dir}: {data.overview()}; {model.count_params():,} parameters{where}", soft_wrap=True)
+        for warning in data.missing_classes():
+            report.stderr.print(warning, soft_wrap=True)
         if "init_from" in model_facts:
             report.stderr.print(finetune_line(model_facts), soft_wrap=True)
         started = time.perf_counter()
@@ -331,6 +333,8 @@ def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], p
             **({"test_single_view": test_single_view, "tta": list(config.data.tta)} if test_single_view else {}),
             **({"forecast": forecast} if forecast else {}),
             **({"class_names": data.class_names} if data.class_names else {}),
+            **({"class_counts": data.class_counts} if data.class_counts else {}),
+            **({"table_columns": data.table.describe()} if data.table is not None else {}),
             "test_checkpoint": config.checkpoint.evaluate if best_path.exists() else "last",
             "epochs_run": len(rows),
             "examples": data.counts,

@@ -230,13 +230,29 @@ def load_config(path: str | Path, overrides: Iterable = ()) -> Config:
         option, label = (option, None) if isinstance(option, str) else option
         apply_override(data, lines, option, label)
     config = validate(data, lines, str(path))
-    _resolve_paths(config, path.parent)
+    _resolve_paths(config, path.parent, _where(("data", "package"), lines, str(path)))
     return config
 
 
-def _resolve_paths(config: Config, base: Path) -> None:
-    """Relative data paths and model modules are relative to the config file's folder."""
+def package_folder(package: str, where: str) -> Path:
+    """The folder of an installed Python package, found without importing it."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"{where}: data.package: no installed Python package '{package}' (install it: pip install {package})")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _resolve_paths(config: Config, base: Path, package_line: str) -> None:
+    """Relative data paths and model modules are relative to the config file's folder, or to the
+    installed package named by `data.package`."""
     data = config.data
+    if data.package and data.path and not Path(data.path).is_absolute():
+        data.path = str(package_folder(data.package, package_line) / data.path)
     for key in ("path", "data_dir", "manual_dir"):
         value = getattr(data, key)
         if value and not Path(value).expanduser().is_absolute():

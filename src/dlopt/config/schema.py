@@ -52,7 +52,42 @@ class Preprocess(Section):
     )
 
 
-FILE_SOURCES = ("idx", "npz", "text_folder", "csv")
+FILE_SOURCES = ("idx", "npz", "text_folder", "image_folder", "csv")
+# listed in file or folder order (often by class): shuffled before slicing and carving by default
+UNORDERED_SOURCES = ("npz", "text_folder", "image_folder", "csv", "sklearn")
+SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")
+
+
+class ImageConfig(Section):
+    """Source `image_folder`: how image files become arrays (decoded and resized in the tf.data pipeline)."""
+
+    size: Optional[Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]] = Field(
+        None, description="[height, width] every image is resized to; unset: all images must already share one size."
+    )
+    color_mode: Literal["grayscale", "rgb", "rgba"] = Field("rgb", description="Channels after decoding: 1 (`grayscale`), 3 (`rgb`) or 4 (`rgba`).")
+    interpolation: Literal["bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic"] = Field(
+        "bilinear", description="Resizing method (tf.image.resize)."
+    )
+    crop_to_aspect_ratio: bool = Field(False, description="Crop the centre of each image to the target aspect ratio before resizing, instead of distorting it.")
+
+
+MISSING_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "None", "?"]
+
+
+class TableConfig(Section):
+    """Source `csv` as a table: feature columns (numbers or categories) and a label column. The
+    preprocessing is learnt from the training split only and saved inside the model, so the model
+    takes raw rows. Missing numbers become the training mean plus a 0/1 `missing` feature (for
+    columns with gaps in training); a missing category is a category of its own."""
+
+    label_column: str = Field(..., description="The column to predict: class names or ids (classification), or numbers (regression, or see `data.task`).")
+    feature_columns: Optional[list[str]] = Field(None, description="Input columns; unset: every column but the label and `ignore_columns`.")
+    categorical_columns: Optional[list[str]] = Field(
+        None, description="Columns read as categories even when their values are numbers (codes, years); columns with any non-numeric value are categorical anyway."
+    )
+    ignore_columns: list[str] = Field(default_factory=list, description="Columns never used as features (ids, free text, leaks of the label).")
+    missing_values: list[str] = Field(default_factory=lambda: list(MISSING_VALUES), description="Cell values that mean 'missing' (compared after stripping spaces).")
+    max_categories: PositiveInt = Field(100, description="Most frequent categories kept per column (from the training split); rarer and unseen ones share one 'other' slot.")
 
 
 class TextConfig(Section):
@@ -93,19 +128,28 @@ class TimeseriesConfig(Section):
 
 
 class DataConfig(Section):
-    source: Literal["tfds", "idx", "npz", "text_folder", "csv"] = Field(
+    source: Literal["tfds", "idx", "npz", "image_folder", "text_folder", "csv", "sklearn"] = Field(
         ...,
-        description="Where examples come from: `tfds` (a TensorFlow Datasets name, images or text), `idx` (a folder of MNIST-format IDX files, gzipped or not), `npz` (NumPy arrays x/y per split), `text_folder` (`<split>/<class>/*.txt`), `csv` (a text and a label column).",
+        description="Where examples come from: `tfds` (a TensorFlow Datasets name, images or text), `idx` (a folder of MNIST-format IDX files, gzipped or not), `npz` (NumPy arrays x/y per split), `image_folder` (`[<split>/]<class>/*.png|jpg|bmp|gif`), `text_folder` (`<split>/<class>/*.txt`), `csv` (a table with `data.table`, a time series with `data.timeseries`, else a text and a label column), `sklearn` (a data set bundled with scikit-learn: no download).",
     )
-    name: Optional[str] = Field(None, description="TFDS dataset name, e.g. `mnist`, `fashion_mnist`, `cifar10` (source `tfds`).")
+    name: Optional[str] = Field(
+        None, description=f"Source `tfds`: the TFDS dataset name, e.g. `mnist`, `fashion_mnist`, `cifar10`. Source `sklearn`: one of {', '.join(SKLEARN_DATASETS)} (`digits` are 8x8 images)."
+    )
     path: Optional[str] = Field(
         None,
-        description="Source `idx`: the folder holding `<split>-images-idx3-ubyte[.gz]` and `<split>-labels-idx1-ubyte[.gz]` (`test` also finds `t10k-*`). Source `npz`: one `.npz` file with `x_<split>`/`y_<split>` arrays, or a folder of `<split>.npz` files with `x`/`y`. Source `text_folder`: the folder holding `<split>/<class name>/*.txt`. Source `csv`: one `.csv` file (slice it into splits, e.g. `train[:80%]`) or a folder of `<split>.csv` files. A relative path is looked up beside the config file first, then in the working directory.",
+        description="Source `idx`: the folder holding `<split>-images-idx3-ubyte[.gz]` and `<split>-labels-idx1-ubyte[.gz]` (`test` also finds `t10k-*`). Source `npz`: one `.npz` file with `x_<split>`/`y_<split>` arrays, or a folder of `<split>.npz` files with `x`/`y`. Source `image_folder`: the folder holding `<split>/<class name>/<image files>`, or class folders alone (then every split name reads all of it: slice it, e.g. `train[:80%]`). Source `text_folder`: the folder holding `<split>/<class name>/*.txt`. Source `csv`: one `.csv` file (slice it into splits, e.g. `train[:80%]`) or a folder of `<split>.csv` files. A relative path is looked up beside the config file first, then in the working directory (or inside `data.package`).",
+    )
+    package: Optional[str] = Field(
+        None, description="An installed Python package that ships the data: `data.path` is then a path inside it (e.g. `package: palmerpenguins`, `path: data/penguins.csv`)."
     )
     data_dir: Optional[str] = Field(None, description="TFDS data directory (default: TFDS's own, `~/tensorflow_datasets`).")
     manual_dir: Optional[str] = Field(None, description="TFDS manual directory holding already-downloaded source files, for offline machines.")
     splits: Splits = Field(default_factory=Splits, description="Split names (see `data.splits.*`).")
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(0.1, description="Fraction of `train` carved off for validation when `splits.val` is unset and the dataset has no validation split.")
+    split_shuffle: Union[bool, Literal["auto"]] = Field(
+        "auto",
+        description="Shuffle each split's examples (seeded by `seed`; for classification stratified, so every class is spread evenly) before slicing it (`train[:80%]`) and carving validation off it, so each part has every class in proportion. `auto`: on for sources listed in file or folder order (npz, image_folder, text_folder, csv, sklearn), off for idx and tfds, whose published order is kept.",
+    )
     batch_size: Union[PositiveInt, Literal["full"]] = Field(128, description="Examples per step; `full` uses the whole training split each step (full-batch gradient descent).")
     shuffle_buffer: Optional[PositiveInt] = Field(None, description="Shuffle buffer size; unset shuffles over the whole training split.")
     cache: Union[bool, str] = Field(
@@ -129,6 +173,11 @@ class DataConfig(Section):
     )
     num_classes: Optional[PositiveInt] = Field(None, description="Number of classes; unset: from the dataset's metadata, or the largest training label + 1.")
     preprocess: Preprocess = Field(default_factory=Preprocess, description="Preprocessing (see `data.preprocess.*`).")
+    image: ImageConfig = Field(default_factory=ImageConfig, description="Source `image_folder`: decoding and resizing (see `data.image.*`).")
+    skip_bad_files: bool = Field(
+        True, description="Source `image_folder`: files that are not readable images are skipped with one warning line that counts them; `false` makes them an error."
+    )
+    table: Optional[TableConfig] = Field(None, description="Source `csv` as a table of feature columns and a label column (see `data.table.*`).")
     text: TextConfig = Field(default_factory=TextConfig, description="Text inputs (TFDS text datasets, `text_folder`, `csv`); see `data.text.*`.")
     timeseries: Optional[TimeseriesConfig] = Field(None, description="Source `csv` as a time series to forecast (see `data.timeseries.*`); unset: the CSV holds text.")
 
@@ -136,8 +185,15 @@ class DataConfig(Section):
     def _source_needs_its_keys(self):
         if self.source == "tfds" and not self.name:
             raise field_error("name", "required when data.source is 'tfds' (a TFDS dataset name such as 'mnist')")
-        if self.timeseries is not None and self.source != "csv":
-            raise field_error("timeseries", f"needs data.source 'csv', got '{self.source}'")
+        if self.source == "sklearn" and self.name not in SKLEARN_DATASETS:
+            raise field_error("name", f"expected one of {', '.join(SKLEARN_DATASETS)} with data.source 'sklearn', got {self.name!r}{did_you_mean(self.name, SKLEARN_DATASETS)}")
+        for key in ("timeseries", "table"):
+            if getattr(self, key) is not None and self.source != "csv":
+                raise field_error(key, f"needs data.source 'csv', got '{self.source}'")
+        if self.timeseries is not None and self.table is not None:
+            raise field_error("table", "a csv is read as a table or as a time series, not both (remove data.timeseries or data.table)")
+        if self.package and self.source not in FILE_SOURCES:
+            raise field_error("package", f"only applies to file sources ({', '.join(FILE_SOURCES)}), got '{self.source}'")
         if self.source in FILE_SOURCES and not self.path:
             raise field_error("path", f"required when data.source is '{self.source}' (a file or folder path)")
         return self

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 
 from .. import tta
-from ..config.schema import FILE_SOURCES, Config
+from ..config.schema import FILE_SOURCES, UNORDERED_SOURCES, Config
 from ..errors import ConfigError, RunFailed
 from ..objectives import label_format
-from . import augment, idx, npz, text_files, tfds_source, timeseries
+from . import augment, bundled, idx, images, npz, tabular, text_files, tfds_source, timeseries
 from .pipeline import batched, feature_statistics
-from .splits import slice_bounds
+from .splits import shuffled_order, slice_bounds
 
 ROLES = ("train", "val", "test")
 
@@ -31,6 +31,8 @@ class Split:
     count: int
     arrays: tuple[np.ndarray, np.ndarray] | None = None
     dataset: Any = None
+    labels: np.ndarray | None = None  # a dataset's labels, when known without reading it (image folders)
+    cached: bool = False  # the dataset is cached already (image folders: decoded once, before training)
 
 
 @dataclass
@@ -47,9 +49,33 @@ class Data:
     mean: np.ndarray | None = None  # training-split statistics after rescale, for standardize
     variance: np.ndarray | None = None
     split_names: dict[str, str] = field(default_factory=dict)  # role -> the split string read
-    class_names: list[str] | None = None  # when labels were class names (text_folder, csv)
+    class_names: list[str] | None = None  # when labels were class names (folders, csv) or the source names them
+    class_counts: dict[str, dict[str, int]] | None = None  # role -> class name -> examples (classification)
     vectorizer: Any = None  # text: the TextVectorization layer adapted on the training split
     series: Any = None  # time series: scaling and test windows, for the forecast report
+    table: Any = None  # tables: the TableSpec the model's input layers are built from
+
+    def overview(self) -> str:
+        """One line: examples per split and, for a few classes, per class (the run's first line)."""
+        text = ", ".join(f"{self.counts[role]:,} {role}" for role in ROLES if role in self.counts) + " examples"
+        if not self.class_counts:
+            return text
+        names = list(next(iter(self.class_counts.values())))
+        if len(names) > 10:
+            train = list(self.class_counts.get("train", {}).values()) or [0]
+            return f"{text}; {len(names)} classes, {min(train):,} to {max(train):,} training examples each"
+        roles = [role for role in ROLES if role in self.class_counts]
+        per_class = ", ".join(f"{name} {'/'.join(str(self.class_counts[r].get(name, 0)) for r in roles)}" for name in names)
+        return f"{text}; per class ({'/'.join(roles)}): {per_class}"
+
+    def missing_classes(self) -> list[str]:
+        """Warnings for classes absent from a split: the split then cannot judge them."""
+        return [
+            f"warning: class '{name}' has no examples in the {role} split"
+            for role, counts in (self.class_counts or {}).items()
+            for name, n in counts.items()
+            if n == 0
+        ]
 
 
 def preflight(config: Config) -> None:
@@ -58,20 +84,44 @@ def preflight(config: Config) -> None:
     data = config.data
     if data.source in FILE_SOURCES and not Path(data.path).exists():
         raise ConfigError(f"data.path: no such file or folder: {data.path}")
+    if data.table is not None:  # the columns the config names must be in the file's header
+        path = Path(data.path)
+        files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+        if not files:
+            raise ConfigError(f"data.path: no .csv files in {path}")
+        tabular.feature_columns(data.table, tabular.read_header(files[0]), files[0])
     if data.source == "tfds":  # unknown names and offline downloads fail here, before any run exists
         tfds_source.prepare(tfds_source.get_builder(data.name, data.data_dir), data.data_dir, data.manual_dir)
 
 
-def _array_splits(config: Config, roles) -> tuple[dict[str, Split], dict[str, str]]:
+def _reader(config: Config):
+    """The source's reader: `load_split(path, split)` -> (inputs, labels) arrays, `available_splits(path)`."""
     data = config.data
-    path = Path(data.path)
-    module = {"idx": idx, "npz": npz, "text_folder": text_files.TextFolder(), "csv": text_files.CsvText(config)}[data.source]
+    if data.source == "csv":
+        return tabular.CsvTable(data.table) if data.table is not None else text_files.CsvText(config)
+    if data.source == "sklearn":
+        return bundled.Bundled(data.name)
+    return {"idx": idx, "npz": npz, "text_folder": text_files.TextFolder(), "image_folder": images}[data.source]
+
+
+def _shuffles(data) -> bool:
+    return data.source in UNORDERED_SOURCES if data.split_shuffle == "auto" else data.split_shuffle
+
+
+def _array_splits(config: Config, roles, module) -> tuple[dict[str, Split], dict[str, str]]:
+    data = config.data
+    path = Path(data.path) if data.path else None
     cache: dict[str, tuple] = {}
 
     def read(split: str) -> tuple[np.ndarray, np.ndarray]:
         base = split.split("[")[0].strip()
         if base not in cache:
-            cache[base] = module.load_split(path, base)
+            x, y = module.load_split(path, base)
+            if _shuffles(data):  # file order is often class order: slices and carves must not follow it
+                stratify = data.task != "regression" and y.dtype.kind in "iubOUS"
+                order = shuffled_order(y, config.seed, stratify)
+                x, y = x[order], y[order]
+            cache[base] = (x, y)
         x, y = cache[base]
         _, start, stop = slice_bounds(split, len(x))
         return x[start:stop], y[start:stop]
@@ -122,12 +172,14 @@ def _tfds_splits(config: Config, roles) -> tuple[dict[str, Split], dict[str, str
 def _labels_of(split: Split) -> np.ndarray:
     if split.arrays is not None:
         return split.arrays[1]
+    if split.labels is not None:
+        return split.labels
     return np.concatenate([y for _, y in split.dataset.batch(4096).as_numpy_iterator()])
 
 
 def _task_and_classes(config: Config, train: Split, metadata_classes: int | None):
     data = config.data
-    if train.arrays is None and metadata_classes and data.task != "regression":
+    if train.arrays is None and train.labels is None and metadata_classes and data.task != "regression":
         return "classification", data.num_classes or metadata_classes, ()  # TFDS ClassLabel: no scan
     labels = _labels_of(train)
     task = data.task
@@ -149,7 +201,7 @@ def _preprocessing_set(data) -> bool:
 
 def _is_text(split: Split) -> bool:
     if split.arrays is not None:
-        return split.arrays[0].dtype.kind in "OUS"
+        return isinstance(split.arrays[0], np.ndarray) and split.arrays[0].dtype.kind in "OUS"
     import tensorflow as tf
 
     return split.dataset.element_spec[0].dtype == tf.string
@@ -190,6 +242,59 @@ def _adapted_vectorizer(text, train: Split):
     return vectorizer
 
 
+def _decode_images(config: Config, splits: dict[str, Split], roles) -> None:
+    """Image folders: the listed files of each role decoded, resized and cached (see images.decoded_split)."""
+    from ..report import stderr
+
+    data = config.data
+    bad = images.BadFiles([])
+    for role in roles:
+        if role in splits:
+            paths, labels = splits[role].arrays
+            pixels, kept, dataset = images.decoded_split(
+                paths, labels, data.image, cache=data.cache, cache_name=role, skip_bad_files=data.skip_bad_files, bad=bad, parallel_calls=data.parallel_calls
+            )
+            if pixels is not None:  # decoded into memory (`cache: true`)
+                splits[role] = Split(count=len(kept), arrays=(pixels, kept))
+            else:
+                splits[role] = Split(count=len(kept), dataset=dataset, labels=kept, cached=isinstance(data.cache, str))
+    if bad.warning():
+        stderr.print(bad.warning(), soft_wrap=True)
+
+
+def _tabulate(config: Config, splits: dict[str, Split], reader) -> tabular.TableSpec:
+    """Tables: column kinds and statistics from the training cells; every split's cells -> model inputs."""
+    data = config.data
+    if _preprocessing_set(data):
+        raise ConfigError("data.preprocess: not for tables; the model standardises numeric columns itself (training statistics)")
+    if data.augment:
+        raise ConfigError(f"data.augment[0].type: {data.augment[0].type} does not apply to table rows")
+    if reader.dropped:
+        from ..report import stderr
+
+        stderr.print(f"warning: data.table.label_column: skipped {reader.dropped} rows whose label is missing", soft_wrap=True)
+    spec = tabular.TableSpec.fit(splits["train"].arrays[0], reader.features, data.table)
+    for split in splits.values():
+        split.arrays = (spec.arrays(split.arrays[0], data.table), split.arrays[1])
+    return spec
+
+
+def _class_counts(splits: dict[str, Split], roles, num_classes: int, class_names: list[str] | None) -> dict | None:
+    """role -> class name -> examples, where the labels are known without reading the inputs."""
+    names = class_names or [str(i) for i in range(num_classes)]
+    counts = {}
+    for role in roles:
+        if role not in splits:
+            continue
+        split = splits[role]
+        labels = split.arrays[1] if split.arrays is not None else split.labels
+        if labels is None:  # TFDS: counting would read the whole split
+            return None
+        per_class = np.bincount(np.asarray(labels).astype(np.int64).reshape(-1), minlength=num_classes)
+        counts[role] = {names[i]: int(per_class[i]) for i in range(num_classes)}
+    return counts
+
+
 def build(config: Config, roles=ROLES, with_statistics: bool = True, for_training: bool = True) -> Data:
     """Read the data for `roles` and return batched pipelines; statistics come from train only.
 
@@ -197,7 +302,7 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
     data = config.data
     metadata_classes = None
     wanted = tuple(dict.fromkeys(("train",) + tuple(roles)))  # train decides task and statistics
-    series = None
+    series = table = reader = None
     if data.source == "tfds":
         splits, names, builder = _tfds_splits(config, wanted)
         metadata_classes = tfds_source.num_classes(builder)
@@ -208,15 +313,26 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
         splits = {role: Split(count=len(arrays[role][0]), arrays=arrays[role]) for role in wanted}
         names = {role: f"{role} part: {series.lengths[role]} time steps, {len(arrays[role][0])} windows" for role in wanted}
     else:
-        splits, names = _array_splits(config, wanted)
+        reader = _reader(config)
+        splits, names = _array_splits(config, wanted, reader)
     class_names = _class_names_to_ids(splits)
+    if isinstance(reader, bundled.Bundled):
+        class_names = reader.class_names()
+    if data.source == "image_folder":
+        _decode_images(config, splits, roles)
+    if data.table is not None:
+        table = _tabulate(config, splits, reader)
     train = splits["train"]
     task, num_classes, target_shape = _task_and_classes(config, train, metadata_classes)
     fmt = label_format(config.train, task, num_classes, mixed_labels=augment.mixes_labels(data.augment))
+    class_counts = _class_counts(splits, roles, num_classes, class_names) if task == "classification" else None
+    probe = next(splits[role] for role in roles if role in splits) if data.source == "image_folder" else train
 
-    text = _is_text(train)
+    text = _is_text(probe)
     vectorizer = augment_batch = None
-    if text:
+    if table is not None:
+        input_shape = (len(table.columns),)
+    elif text:
         if _preprocessing_set(data):
             raise ConfigError("data.preprocess: rescale and standardize apply to numbers; these inputs are text (see data.text)")
         if data.augment:
@@ -226,10 +342,10 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
         if with_statistics:
             vectorizer = _adapted_vectorizer(data.text, train)
     else:
-        if train.arrays is not None:
-            input_shape, raw_dtype = tuple(train.arrays[0].shape[1:]), train.arrays[0].dtype
+        if probe.arrays is not None:
+            input_shape, raw_dtype = tuple(probe.arrays[0].shape[1:]), probe.arrays[0].dtype
         else:
-            spec = train.dataset.element_spec[0]
+            spec = probe.dataset.element_spec[0]
             input_shape, raw_dtype = tuple(spec.shape), np.dtype(spec.dtype.as_numpy_dtype)
             if None in input_shape:
                 raise RunFailed(f"data: inputs of varying shape {input_shape} are not supported for this model; resize them first")
@@ -276,6 +392,8 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
         variance=variance,
         split_names={role: names[role] for role in roles if names.get(role)},
         class_names=class_names,
+        class_counts=class_counts,
         vectorizer=vectorizer,
         series=series,
+        table=table,
     )

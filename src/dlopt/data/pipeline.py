@@ -10,7 +10,10 @@ def _encode(label_format: str, num_classes: int | None):
     import tensorflow as tf
 
     def encode(x, y):
-        x = x if x.dtype == tf.string else tf.cast(x, tf.float32)  # text stays text: the model vectorises it
+        if isinstance(x, dict):  # table columns: numbers are float32 already, strings stay strings
+            pass
+        elif x.dtype != tf.string:  # text stays text: the model vectorises it
+            x = tf.cast(x, tf.float32)
         if label_format == "onehot":
             y = tf.one_hot(tf.cast(tf.reshape(y, [-1]), tf.int32), num_classes)
         elif label_format == "binary":
@@ -28,28 +31,44 @@ def batched(
     split, *, batch_size: int, training: bool, label_format: str, num_classes, shuffle_buffer, cache, seed: int,
     augment=None, parallel_calls="auto", prefetch="auto", deterministic: bool = False, cache_name: str = "split",
 ):
-    """cache -> shuffle -> batch -> encode -> augment (training only) -> prefetch."""
+    """cache -> shuffle -> batch -> encode -> augment (training only) -> prefetch.
+
+    Arrays in memory need no cache: their indices are shuffled and batched, and each batch is one
+    gather, so an epoch does no per-example work."""
     import tensorflow as tf
 
     auto = tf.data.AUTOTUNE
+    calls = auto if parallel_calls == "auto" else parallel_calls
+    encode = _encode(label_format, num_classes)
     if split.arrays is not None:
         x, y = split.arrays
-        x = x.astype(str) if x.dtype == object else x  # text: Python strings -> tf.string
-        dataset = tf.data.Dataset.from_tensor_slices((x, y))  # already in memory: no cache needed
+        x = x.astype(str) if getattr(x, "dtype", None) == object else x  # text: Python strings -> tf.string
+        inputs, labels = tf.nest.map_structure(tf.constant, x), tf.constant(y)
+        dataset = tf.data.Dataset.range(split.count)
+        if training:
+            dataset = dataset.shuffle(shuffle_buffer or split.count, seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(batch_size).map(
+            lambda i: encode(tf.nest.map_structure(lambda t: tf.gather(t, i), inputs), tf.gather(labels, i)), num_parallel_calls=calls
+        )
+        return _augmented(dataset, training, augment, deterministic, calls).prefetch(auto if prefetch == "auto" else prefetch)
+    if split.cached:  # decoded and cached before training (image folders)
+        dataset = split.dataset
     elif isinstance(cache, str):  # a folder: decoded examples go to a file, for data too big for memory
         dataset = split.dataset.cache(cache_file(cache, cache_name))
     else:
         dataset = split.dataset.cache() if cache else split.dataset
     if training:
         dataset = dataset.shuffle(shuffle_buffer or split.count, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size)
-    calls = auto if parallel_calls == "auto" else parallel_calls
     # mapping whole batches is vectorised: one op call per batch instead of per example
-    dataset = dataset.map(_encode(label_format, num_classes), num_parallel_calls=calls)
+    dataset = dataset.batch(batch_size).map(encode, num_parallel_calls=calls)
+    return _augmented(dataset, training, augment, deterministic, calls).prefetch(auto if prefetch == "auto" else prefetch)
+
+
+def _augmented(dataset, training: bool, augment, deterministic: bool, calls):
     if training and augment is not None:
         # random ops drawn in parallel calls run in no fixed order: deterministic runs draw one batch at a time
         dataset = dataset.map(augment, num_parallel_calls=1 if deterministic else calls, deterministic=deterministic or None)
-    return dataset.prefetch(auto if prefetch == "auto" else prefetch)
+    return dataset
 
 
 def cache_file(folder: str, name: str) -> str:

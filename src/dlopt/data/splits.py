@@ -33,3 +33,21 @@ def slice_bounds(text: str, size: int) -> tuple[str, int, int]:
     name, start, stop = parse_split(text)
     begin, end, _ = slice(_index(start, size, 0), _index(stop, size, size)).indices(size)
     return name, begin, max(begin, end)
+
+
+def shuffled_order(labels, seed: int, stratify: bool):
+    """A seeded permutation of the examples. Stratified (classification): each class is shuffled,
+    then the classes are interleaved evenly, so any slice or carved-off end holds every class in
+    proportion (to within one example), whatever order the files were listed in."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    if not stratify:
+        return rng.permutation(len(labels))
+    position = np.empty(len(labels))
+    for value in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == value))
+        # the k-th of n members sits at (k + u) / n of the way along, u uniform in [0, 1)
+        position[members] = (np.arange(len(members)) + rng.random(len(members))) / len(members)
+    return np.argsort(position, kind="stable")

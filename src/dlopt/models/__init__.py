@@ -122,7 +122,7 @@ def import_user_module(module: str | None) -> None:
 
 def register_builtins() -> None:
     """Import the built-in families: registers their builders and any layers they save."""
-    from . import backbone, cnn, lstm, mlp, transformer  # noqa: F401  (importing registers them)
+    from . import backbone, cnn, lstm, mlp, tabular, transformer  # noqa: F401  (importing registers them)
 
 
 def check_model_type(model_config) -> None:
@@ -145,6 +145,13 @@ def build(config, data):
         inputs = keras.Input(shape=(), dtype="string", name="inputs")
         body = builder(config.model, InputSpec(tuple(data.input_shape), data.vectorizer.vocabulary_size()), output_spec_for(data))
         return keras.Model(inputs, body(data.vectorizer(inputs)), name=config.name)
+    if getattr(data, "table", None) is not None:  # tables: raw columns in, one feature vector to the network
+        from . import tabular
+
+        inputs = tabular.table_inputs(data.table)
+        features = tabular.encode(inputs, data.table)
+        body = builder(config.model, InputSpec(tuple(features.shape[1:])), output_spec_for(data))
+        return keras.Model(inputs, body(features), name=config.name)
     inputs = keras.Input(shape=data.input_shape, name="inputs")
     x = inputs
     pre = config.data.preprocess
