@@ -25,7 +25,7 @@ def test_readme_first_command_trains_the_bundled_digits(tmp_path, cli):
 
     readme = (ROOT / "README.md").read_text()
     assert "```sh\npip install -e . && dlopt train configs/cnn_digits.yaml\n```" in readme
-    code, out, err = cli("train", ROOT / "configs" / "cnn_digits.yaml", "--runs-dir", tmp_path / "runs", "--json", "--set", "train.epochs=3")
+    code, out, err = cli("train", ROOT / "configs" / "cnn_digits.yaml", "--runs-dir", tmp_path / "runs", "--json")
     assert code == 0, err
     result = json.loads(out)
     assert result["status"] == "completed" and result["test"]["accuracy"] > 0.85
