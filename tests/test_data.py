@@ -131,7 +131,7 @@ def test_tfds_offline_says_so_in_one_line(tmp_path, monkeypatch):
         data_module.build(config)
     message = str(info.value)
     assert "\n" not in message
-    assert message.startswith("data.name: TFDS cannot download 'mnist' (no network); supply it locally")
+    assert message.startswith("data.name: TFDS cannot download 'mnist' (no network); offline, `dlopt train configs/cnn_digits.yaml` trains on")
     assert "tfds build mnist" in message and "data.manual_dir" in message
 
 

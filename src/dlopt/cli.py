@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -21,12 +20,6 @@ class UsageError(ConfigError):
 PROGRESS = click.Choice(["auto", "bar", "lines", "none"])
 
 
-def _quiet_tensorflow() -> None:
-    # TensorFlow's C++ start-up chatter is noise on stderr; errors still show
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
-
-
 def reports_errors(command):
     """One line on stderr and the error's exit code instead of a traceback."""
 
@@ -35,10 +28,12 @@ def reports_errors(command):
         try:
             return command(*args, **kwargs)
         except DloptError as exc:
-            click.echo(f"error: {exc}", err=True)
+            # stopping a run on purpose is not an error: its message says how to go on
+            lines = str(exc).splitlines() or [""]
+            click.echo("\n".join(lines if exc.exit_code == 130 else [f"error: {line}" for line in lines]), err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("error: interrupted", err=True)
+            click.echo("interrupted", err=True)
             sys.exit(130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
@@ -65,6 +60,13 @@ def _overrides(sets, module=None, **named) -> list:
         if value is not None:
             overrides.append((f"{key}={value}", f"--{key} {value}"))
     return overrides
+
+
+def _run(reference: str) -> Path:
+    """A run named on the command line: its folder, a unique prefix of its name, or `latest`."""
+    from .runs import find_run
+
+    return find_run(reference)
 
 
 @contextlib.contextmanager
@@ -95,8 +97,13 @@ def command_line() -> list[str]:
 
 @click.group(cls=DloptGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dlopt")
-def main():
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's own log lines too (as does DLOPT_DEBUG=1).")
+def main(verbose):
     """Train Keras models from YAML experiment configs; every run lands in one folder under runs/."""
+    if not verbose:
+        from .runtime import quiet_native_logs
+
+        quiet_native_logs()
 
 
 @main.command()
@@ -107,7 +114,7 @@ def validate(config_file, sets, module):
     """Check CONFIG_FILE and print the resolved config (defaults filled in). No TensorFlow needed."""
     from .config import dump_config, load_config
 
-    click.echo(dump_config(load_config(config_file, _overrides(sets, module))), nl=False)
+    click.echo(dump_config(load_config(config_file, _overrides(sets, module)), only_applicable=True), nl=False)
 
 
 @main.command()
@@ -116,7 +123,7 @@ def validate(config_file, sets, module):
 @click.option("--name", help="Run name (sets the config's `name`).")
 @click.option("--seed", type=int, help="Random seed (sets the config's `seed`).")
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False), help="Folder that holds run folders.")
-@click.option("--resume", "resume", type=click.Path(file_okay=False, exists=True), metavar="RUN", help="Continue an interrupted or killed run from its last saved state.")
+@click.option("--resume", "resume", metavar="RUN", help="Continue an interrupted or killed run from its last saved state (a run folder, a unique prefix of its name, or `latest`).")
 @click.option("--progress", type=PROGRESS, default=None, help="Progress display (default: the config's train.progress).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the run folder, status and metrics.")
 @reports_errors
@@ -137,18 +144,18 @@ def train(config_file, sets, module, name, seed, runs_dir, resume, progress, as_
             raise UsageError("--resume continues a run with its saved config; give no CONFIG_FILE, --set, --module, --name or --seed")
         from .runs import check_resumable
 
-        check_resumable(Path(resume))
-        config = load_config(Path(resume) / "config.yaml")
+        resume = _run(resume)
+        check_resumable(resume)
+        config = load_config(resume / "config.yaml")
     elif not config_file:
         raise UsageError("give a CONFIG_FILE to train, or --resume RUN")
     else:
         config = load_config(config_file, _overrides(sets, module, name=name, seed=seed))
-    _quiet_tensorflow()
     from . import report
     from .train import train as run_training
 
     with _json_on_failure(as_json):
-        summary = run_training(config, Path(runs_dir), command_line(), progress or config.train.progress, resume=Path(resume) if resume else None)
+        summary = run_training(config, Path(runs_dir), command_line(), progress or config.train.progress, resume=resume)
     if as_json:
         keys = ("run_dir", "status", "best", "final", "test", "epochs_run", "train_seconds", "worker")
         click.echo(json.dumps({k: summary[k] for k in keys if k in summary}))
@@ -162,7 +169,7 @@ def train(config_file, sets, module, name, seed, runs_dir, resume, progress, as_
 
 
 @main.command(name="eval")
-@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.argument("run_dir", metavar="RUN")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]), help="Which split to evaluate.")
 @click.option("--checkpoint", default="best", show_default=True, type=click.Choice(["best", "last"]), help="Which saved model to load.")
 @click.option("--tta", "views", multiple=True, type=click.Choice(TTA_VIEWS), help="Test-time augmentation view (repeatable); default: the run's data.tta.")
@@ -177,14 +184,14 @@ def evaluate(run_dir, split, checkpoint, views, no_tta, as_json):
       dlopt eval runs/cnn_mnist-20260101-120000 --split test --checkpoint last
       dlopt eval runs/cnn_fashion_mnist_local-20260101-120000 --tta horizontal_flip
     """
-    _quiet_tensorflow()
     from . import report
     from .evaluate import evaluate as run_eval
 
     with _json_on_failure(as_json, run_dir):
+        run_dir = _run(run_dir)
         if no_tta and views:
             raise UsageError("--no-tta and --tta: give one of them")
-        result = run_eval(Path(run_dir), split, checkpoint, [] if no_tta else list(views) or None)
+        result = run_eval(run_dir, split, checkpoint, [] if no_tta else list(views) or None)
     if as_json:
         click.echo(json.dumps(result))
     else:
@@ -198,6 +205,9 @@ def evaluate(run_dir, split, checkpoint, views, no_tta, as_json):
             table.add_column("1 view", justify="right")
         for key, value in result["metrics"].items():
             table.add_row(key, f"{value:.4f}", *([f"{single_view[key]:.4f}"] if single_view else []))
+        if result.get("class_names"):
+            table.caption = f"{len(result['class_names'])} classes: {', '.join(result['class_names'])}"
+            table.caption_justify = "left"
         report.stdout.print(table)
 
 
@@ -206,80 +216,114 @@ def evaluate(run_dir, split, checkpoint, views, no_tta, as_json):
 @click.option("--sort", "sort_by", metavar="COLUMN", help="Sort by a column, e.g. val_accuracy, test_accuracy, train_seconds.")
 @click.option("--asc/--desc", "ascending", default=None, help="Sort order (default: best first: accuracies descending, losses ascending).")
 @click.option("--status", "statuses", multiple=True, type=click.Choice(["completed", "running", "failed", "interrupted", "died"]), help="Only runs with this status (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of runs.")
-@click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
+@click.option("--all", "all_columns", is_flag=True, help="Every column: all differing settings, final train/val metrics, single-view test metrics.")
+@click.option("--columns", "chosen", metavar="A,B,...", help="These columns, in this order (names as in --csv, e.g. name,optimizer.learning_rate,test_accuracy).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of runs (every column).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (every column).")
 @reports_errors
-def compare(paths, sort_by, ascending, statuses, as_json, as_csv):
-    """Table of runs: status, the settings that differ, metrics, epochs, time. No TensorFlow needed.
+def compare(paths, sort_by, ascending, statuses, all_columns, chosen, as_json, as_csv):
+    """Table of runs: status, the settings that differ, best and test metrics, time. No TensorFlow needed.
 
-    PATHS are run folders or folders of runs (default: runs/).
+    PATHS are run folders or folders of runs (default: runs/). The table fits the terminal: a few
+    columns chosen for reading; --all, --columns, --csv and --json give the rest.
 
     \b
     Examples:
-      dlopt compare runs/ --sort val_accuracy
+      dlopt compare
+      dlopt compare runs/ --sort val_accuracy --columns name,optimizer.learning_rate,test_accuracy
       dlopt compare runs/ --status completed --csv > results.csv
     """
+    import os
+
     from . import compare as compare_runs
 
     descending = None if ascending is None else not ascending
-    columns, rows = compare_runs.table([Path(p) for p in paths or ["runs"]], sort_by, tuple(statuses), descending)
+    columns, rows, differing = compare_runs.table([Path(p) for p in paths or ["runs"]], sort_by, tuple(statuses), descending)
     if as_json:
         click.echo(json.dumps(rows))
-    elif as_csv:
+        return
+    if as_csv:
         click.echo(compare_runs.to_csv(columns, rows), nl=False)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from .report import stdout
+
+    if not stdout.is_terminal:  # piped: COLUMNS if set, else wide enough for every cell (no folding)
+        stdout = Console(highlight=False, width=int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else 10_000)
+    if chosen:
+        shown = [c.strip() for c in chosen.split(",") if c.strip()]
+        known = ["name", *columns]
+        unknown = [c for c in shown if c not in known]
+        if unknown:
+            from .registry import did_you_mean
+
+            raise UsageError(f"--columns: no column '{unknown[0]}'{did_you_mean(unknown[0], known)}; columns: {', '.join(known)}")
+    elif all_columns:
+        shown = ["name", *columns[1:]]
     else:
-        from rich.table import Table
-
-        from .report import stdout
-
-        table = Table(title=f"{len(rows)} runs", title_justify="left")
-        for column in columns:
-            table.add_column(column, justify="left" if column in ("run", "status") else "right", overflow="fold")
-        for row in rows:
-            table.add_row(*(compare_runs.format_value(row.get(c)) for c in columns))
-        if not stdout.is_terminal:  # piped, rich assumes 80 columns and folds every cell: use the table's own width
-            from rich.console import Console
-
-            stdout = Console(highlight=False, width=stdout.measure(table, options=stdout.options.update_width(10_000)).maximum)
-        stdout.print(table)
+        shown = compare_runs.default_columns(columns, differing, rows, stdout.width)
+    hidden = len(differing) - len([c for c in shown if c in differing])
+    note = f" ({hidden} more differing setting{'s' if hidden > 1 else ''}: --all or --columns)" if hidden > 0 else ""
+    table = Table(title=f"{len(rows)} runs{note}", title_justify="left")
+    for column in shown:
+        setting = column in differing
+        table.add_column(
+            compare_runs.header(column, shown),
+            justify="left" if column in ("name", "run", "status") or setting else "right",
+            overflow="ellipsis",
+            no_wrap=True,
+            max_width=compare_runs.KEY_WIDTH if setting and not (chosen or all_columns) else None,
+        )
+    for row in rows:
+        table.add_row(*(compare_runs.format_cell(c, row.get(c)) for c in shown))
+    if stdout.width == 10_000:
+        stdout = Console(highlight=False, width=stdout.measure(table, options=stdout.options.update_width(10_000)).maximum)
+    stdout.print(table)
 
 
 @main.command()
-@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
-@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False), help="PNG file to write [default: curves.png, or feature_maps.png].")
+@click.argument("runs", nargs=-1, required=True, metavar="RUN...")
+@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False), help="PNG file to write [default: RUN/plots/curves.png for one run, RUNS_DIR/plots/curves-<time>.png for several, RUN/plots/feature_maps-<layer>-<input>.png].")
+@click.option("--force", is_flag=True, help="Replace the -o file if it exists (otherwise it is never overwritten).")
 @click.option("--feature-maps", is_flag=True, help="Instead of curves: a grid of one convolution layer's activations for --input.")
 @click.option("--input", "image", type=click.Path(dir_okay=False, exists=True), help="--feature-maps: the image (or .npy array) to run through the model.")
 @click.option("--layer", help="--feature-maps: the convolution layer (default: the first).")
 @click.option("--checkpoint", default="best", show_default=True, type=click.Choice(["best", "last"]), help="--feature-maps: which saved model.")
 @reports_errors
-def plot(runs, output, feature_maps, image, layer, checkpoint):
-    """Overlay the loss and metric curves of one or more RUNS in one PNG, or draw feature maps.
+def plot(runs, output, force, feature_maps, image, layer, checkpoint):
+    """Curves (loss, metrics, learning rate per epoch) of one RUN, or several overlaid; or feature maps.
+
+    RUN is a run folder, a unique prefix of its name, or `latest`.
 
     \b
     Examples:
-      dlopt plot runs/lr3e-3-20260101-120000 runs/lr1e-3-20260101-120500 -o lr.png
-      dlopt plot runs/cnn-20260101-120000 --feature-maps --input shoe.png --layer block1_conv0
+      dlopt plot latest
+      dlopt plot runs/lr3e-3 runs/lr1e-3 -o lr.png
+      dlopt plot runs/cnn --feature-maps --input shoe.png --layer block1_conv0
     """
+    from datetime import datetime
+
+    folders = [_run(run) for run in runs]
+    if output and Path(output).exists() and not force:
+        raise UsageError(f"-o: {output} already exists; dlopt never overwrites files: choose another path, or add --force")
     if feature_maps:
-        if len(runs) != 1 or not image:
+        if len(folders) != 1 or not image:
             raise UsageError("--feature-maps takes exactly one RUN and an --input image")
-        _quiet_tensorflow()
         from .feature_maps import plot_feature_maps
 
-        result = plot_feature_maps(Path(runs[0]), image, layer, Path(output or "feature_maps.png"), checkpoint)
+        result = plot_feature_maps(folders[0], image, layer, Path(output) if output else None, checkpoint)
         click.echo(result["output"])
         return
     if image or layer:
         raise UsageError("--input and --layer go with --feature-maps")
-    output = output or "curves.png"
-    from .report import plot_curves, read_metrics
+    from .report import plot_runs
 
-    curves = {}
-    for run in map(Path, runs):
-        if not (run / "metrics.csv").exists():
-            raise ConfigError(f"{run}: no metrics.csv (not a run folder, or no epoch finished yet)")
-        curves[run.name] = read_metrics(run / "metrics.csv")
-    plot_curves(curves, Path(output))
+    if output is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        output = folders[0] / "plots" / "curves.png" if len(folders) == 1 else folders[0].parent / "plots" / f"curves-{stamp}.png"
+    plot_runs(folders, Path(output))
     click.echo(output)
 
 
@@ -298,7 +342,6 @@ def summary(config_file, sets, module, as_json):
     from .config import load_config
 
     config = load_config(config_file, _overrides(sets, module))
-    _quiet_tensorflow()
     from . import data, models
     from .describe import describe
 
@@ -329,7 +372,7 @@ def summary(config_file, sets, module, as_json):
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.argument("run_dir", metavar="RUN")
 @click.option("--format", "fmt", default="keras", show_default=True, type=click.Choice(["keras", "saved_model", "tflite"]), help="Keras file, TensorFlow SavedModel (serving), or TFLite (mobile).")
 @click.option("-o", "--output", type=click.Path(), help="Where to write [default: RUN_DIR/export/model.keras | saved_model | model.tflite]; never overwritten.")
 @click.option("--checkpoint", default="best", show_default=True, type=click.Choice(["best", "last"]), help="Which saved model to export.")
@@ -342,14 +385,13 @@ def export(run_dir, fmt, output, checkpoint):
       dlopt export runs/cnn-20260101-120000 --format saved_model
       dlopt export runs/cnn-20260101-120000 --format tflite -o cnn.tflite
     """
-    _quiet_tensorflow()
     from .export import export as run_export
 
-    click.echo(run_export(Path(run_dir), fmt, Path(output) if output else None, checkpoint))
+    click.echo(run_export(_run(run_dir), fmt, Path(output) if output else None, checkpoint))
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.argument("run_dir", metavar="RUN")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--checkpoint", default="best", show_default=True, type=click.Choice(["best", "last"]), help="Which saved model to use.")
 @click.option("--top-k", default=1, show_default=True, type=click.IntRange(min=1), help="Classes listed per input.")
@@ -365,10 +407,10 @@ def predict(run_dir, inputs, checkpoint, top_k, as_json):
       dlopt predict runs/cnn-20260101-120000 batch.npy --json | jq '.[].class'
       dlopt predict runs/lstm_imdb-20260101-120000 "a wonderful film" reviews.txt
     """
-    _quiet_tensorflow()
     from .predict import predict as run_predict
 
-    results = run_predict(Path(run_dir), list(inputs), checkpoint, top_k)
+    run_dir = _run(run_dir)
+    results = run_predict(run_dir, list(inputs), checkpoint, top_k)
     if as_json:
         click.echo(json.dumps(results))
         return

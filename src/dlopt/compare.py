@@ -16,7 +16,7 @@ import yaml
 
 from .errors import ConfigError
 from .registry import did_you_mean
-from .runs import pid_alive
+from .runs import pid_alive, short_names
 
 try:  # the C loader reads a hundred configs in a blink; the pure-Python one is the fallback
     _SafeLoader = yaml.CSafeLoader
@@ -61,6 +61,16 @@ def status_of(record: dict) -> str:
     return status
 
 
+def _last_rows(path: Path) -> list[dict]:
+    """metrics.csv of a run without a summary (interrupted, failed, still running)."""
+    try:
+        with open(path / "metrics.csv", newline="") as handle:
+            rows = [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)]
+    except (OSError, ValueError):
+        return []
+    return rows
+
+
 def load_run(path: Path) -> dict:
     record = _read_json(path / "run.json")
     summary = _read_json(path / "summary.json")
@@ -69,6 +79,17 @@ def load_run(path: Path) -> dict:
     except (OSError, yaml.YAMLError):
         config = {}
     row = {"run": path.name, "status": status_of(record), "path": str(path)}
+    if not summary:  # a run that never finished shows what it logged last
+        rows = _last_rows(path)
+        monitor = (config.get("checkpoint") or {}).get("monitor")
+        if rows:
+            summary = {"final": {k: v for k, v in rows[-1].items() if k != "epoch"}, "epochs_run": len(rows)}
+            logged = [r for r in rows if monitor in r]
+            if logged:
+                mode = (config.get("checkpoint") or {}).get("mode", "auto")
+                pick = max if (mode == "max" or (mode == "auto" and any(s in monitor for s in ("acc", "auc", "f1", "precision", "recall")))) else min
+                best_row = pick(logged, key=lambda r: r[monitor])
+                summary["best"] = {"monitor": monitor, "epoch": int(best_row["epoch"]), "value": best_row[monitor]}
     best = summary.get("best") or {}
     if best.get("monitor"):
         row["best_epoch"] = best.get("epoch")
@@ -94,8 +115,8 @@ def _count_epochs(path: Path):
         return None
 
 
-def table(paths: list[Path], sort: str | None = None, status: tuple[str, ...] = (), descending: bool | None = None) -> tuple[list[str], list[dict]]:
-    """Column names and rows (dicts) for the runs under `paths`."""
+def table(paths: list[Path], sort: str | None = None, status: tuple[str, ...] = (), descending: bool | None = None) -> tuple[list[str], list[dict], list[str]]:
+    """Column names, rows (dicts) and the config keys that differ, for the runs under `paths`."""
     rows = [load_run(p) for p in find_runs(paths)]
     if status:
         rows = [r for r in rows if r["status"] in status]
@@ -106,6 +127,9 @@ def table(paths: list[Path], sort: str | None = None, status: tuple[str, ...] = 
         row.update({k: params.get(k) for k in differing})
     metric_columns = list(dict.fromkeys(k for r in rows for k in r if k not in ("run", "status", "path", "epochs", "train_seconds", *differing)))
     columns = ["run", "status", *differing, *metric_columns, "epochs", "train_seconds"]
+    names = short_names([row["run"] for row in rows])
+    for row, name in zip(rows, names):
+        row["name"] = name
     if sort:
         if rows and sort not in columns:
             raise ConfigError(f"--sort: no column '{sort}'{did_you_mean(sort, columns)}; columns: {', '.join(columns)}")
@@ -114,7 +138,7 @@ def table(paths: list[Path], sort: str | None = None, status: tuple[str, ...] = 
         present = [r for r in rows if r.get(sort) is not None]
         missing = [r for r in rows if r.get(sort) is None]
         rows = sorted(present, key=lambda r: (isinstance(r[sort], str), r[sort]), reverse=descending) + missing
-    return columns, rows
+    return columns, rows, differing
 
 
 def to_csv(columns: list[str], rows: list[dict]) -> str:
@@ -131,3 +155,59 @@ def format_value(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+KEY_WIDTH = 16  # a setting's cells are cut to this many characters in the default view
+SECTION_ORDER = ("optimizer", "schedule", "model", "train", "seed", "data", "checkpoint", "distribute")
+
+
+def _key_rank(key: str, rows: list[dict]) -> tuple:
+    """Hyper-parameters people sweep first (optimizer, schedule, model, ...), short values before lists."""
+    section = key.split(".", 1)[0]
+    long_values = any(isinstance(r.get(key), str) and r.get(key, "").startswith(("[", "{")) for r in rows)
+    return (long_values, SECTION_ORDER.index(section) if section in SECTION_ORDER else len(SECTION_ORDER), key)
+
+
+def _width(column: str, rows: list[dict], shown: list[str], limit: int | None = None) -> int:
+    cells = [len(format_cell(column, r.get(column))) for r in rows] + [len(line) for line in header(column, shown).splitlines()]
+    return min(max(cells), limit or 10_000) + 3  # padding and the border
+
+
+def default_columns(columns: list[str], differing: list[str], rows: list[dict], width: int) -> list[str]:
+    """What a reader needs, within `width` characters: the run's short name, status, the best
+    monitored value, the main test metric, epochs and time, and as many of the differing settings
+    as fit (the hyper-parameters people sweep first)."""
+    best = [c for c in columns if c.startswith("best_") and c != "best_epoch"][:1]
+    tests = [c for c in columns if c.startswith("test_") and not c.startswith("test_single_view_")]
+    test = [c for c in tests if not c.endswith("_loss")][:1] or tests[:1]
+    fixed = ["name", "status", *best, *test, "epochs", "train_seconds"]
+    used = 1 + sum(_width(c, rows, fixed) for c in fixed)
+    keys = []
+    for key in sorted(differing, key=lambda k: _key_rank(k, rows)):
+        need = _width(key, rows, fixed + keys + [key], KEY_WIDTH)
+        if used + need > width:
+            break
+        keys.append(key)
+        used += need
+    return ["name", "status", *keys, *best, *test, "epochs", "train_seconds"]
+
+
+def header(column: str, columns: list[str]) -> str:
+    """A short heading: the last part of a dotted config key when that alone is unambiguous; best and
+    test metrics on two lines (`best` over the metric's name)."""
+    if column == "train_seconds":
+        return "time"
+    for prefix in ("best_", "test_"):
+        if column.startswith(prefix) and column != "best_epoch":
+            return f"{prefix[:-1]}\n{column[len(prefix):]}"
+    last = column.rsplit(".", 1)[-1]
+    if "." in column and sum(c.rsplit(".", 1)[-1] == last for c in columns) == 1:
+        return last
+    return column
+
+
+def format_cell(column: str, value) -> str:
+    if column == "train_seconds" and isinstance(value, (int, float)):
+        minutes, seconds = divmod(int(round(value)), 60)
+        return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else (f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s")
+    return format_value(value)

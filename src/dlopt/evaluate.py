@@ -35,6 +35,7 @@ def evaluate(run_dir: Path, split: str = "test", checkpoint: str = "best", views
         "split_read": data.split_names.get(split),
         "checkpoint": checkpoint,
         "examples": data.counts[split],
+        **({"class_names": data.class_names} if data.class_names else {}),
         "metrics": with_views,
         **({"metrics_single_view": single_view, "tta": views} if single_view else {}),
         "evaluated_at": datetime.now().astimezone().isoformat(timespec="seconds"),

@@ -54,35 +54,54 @@ def activations(model, example: np.ndarray, layer_name: str | None) -> tuple[str
     return name, np.asarray(keras.ops.convert_to_numpy(output))[0]
 
 
-def write_grid(maps: np.ndarray, title: str, path: Path, max_channels: int = 64) -> int:
-    """A PNG grid, one panel per channel (each scaled to its own range); returns the panels drawn."""
+def write_grid(maps: np.ndarray, title: str, path: Path, image: np.ndarray | None = None, max_channels: int = 64) -> int:
+    """A PNG grid: the input image first, then one panel per channel (each scaled to its own
+    range); returns the channel panels drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     channels = min(maps.shape[-1], max_channels)
-    columns = math.ceil(math.sqrt(channels))
-    rows = math.ceil(channels / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.6 * rows + 0.4), squeeze=False)
-    for index, ax in enumerate(axes.flat):
+    panels = channels + (image is not None)
+    columns = math.ceil(math.sqrt(panels))
+    rows = math.ceil(panels / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(max(1.6 * columns, 5.0), 1.6 * rows + 0.7), squeeze=False)
+    for ax in axes.flat:
         ax.axis("off")
-        if index < channels:
-            ax.imshow(maps[..., index], cmap="viridis")
-            ax.set_title(str(index), fontsize=7)
+    flat = list(axes.flat)
+    if image is not None:
+        shown = image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
+        lo, hi = float(np.min(shown)), float(np.max(shown))
+        flat[0].imshow((shown - lo) / (hi - lo or 1), cmap="gray" if shown.ndim == 2 else None)
+        flat[0].set_title("input", fontsize=7, fontweight="bold")
+        flat = flat[1:]
+    for index in range(channels):
+        flat[index].imshow(maps[..., index], cmap="viridis")
+        flat[index].set_title(str(index), fontsize=7)
     fig.suptitle(title, fontsize=9)
     save_figure(fig, path)
     return channels
 
 
-def plot_feature_maps(run_dir: Path, image: str, layer: str | None, output: Path, checkpoint: str = "best") -> dict:
+def plot_feature_maps(run_dir: Path, image: str, layer: str | None, output: Path | None, checkpoint: str = "best") -> dict:
+    """Default output: RUN/plots/feature_maps-<layer>-<input name>.png. The title names the class
+    the model predicts for the image."""
     from .predict import gather
-    from .saved_models import load_run_model
+    from .saved_models import load_run_model, run_summary
 
     config, model, _ = load_run_model(run_dir, checkpoint)
     spec = model.inputs[0]
     image_settings = config.data.image if config.data.source == "image_folder" else None
     _, examples = gather([image], tuple(spec.shape[1:]), text=False, image_settings=image_settings)
     name, maps = activations(model, examples[0], layer)
-    drawn = write_grid(maps, f"{run_dir.name} · {name} · {Path(image).name} ({maps.shape[0]}x{maps.shape[1]}, {maps.shape[-1]} channels)", output)
+    output = output or run_dir / "plots" / f"feature_maps-{name}-{Path(image).stem}.png"
+    probabilities = np.asarray(model.predict(examples[:1], verbose=0))[0]
+    predicted = ""
+    if probabilities.ndim == 1 and len(probabilities) > 1:
+        best = int(np.argmax(probabilities))
+        class_names = run_summary(run_dir).get("class_names")
+        predicted = f" · predicted {class_names[best] if class_names else best} ({probabilities[best]:.2f})"
+    title = f"{run_dir.name}\n{name} · {Path(image).name} ({maps.shape[0]}x{maps.shape[1]}, {maps.shape[-1]} channels){predicted}"
+    drawn = write_grid(maps, title, output, image=examples[0])
     return {"layer": name, "shape": list(maps.shape), "channels_drawn": drawn, "output": str(output)}

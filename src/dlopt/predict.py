@@ -118,7 +118,7 @@ def predict(run_dir: Path, inputs: list[str], checkpoint: str = "best", top_k: i
         batch = tf.constant(examples.astype(str)) if text else examples
     averaged = tta.wrap(model, config.data.tta)  # the same views as the run's test evaluation
     outputs = np.asarray(averaged.predict(batch, verbose=0, batch_size=256), dtype=np.float64)
-    class_names = run_summary(run_dir).get("class_names")
+    class_names = run_summary(run_dir).get("class_names") or config.data.class_names
     activation = _head_activation(model)
     results = []
     for label, output in zip(labels, outputs):

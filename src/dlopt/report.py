@@ -11,21 +11,39 @@ from rich.table import Table
 stderr = Console(stderr=True, highlight=False)
 stdout = Console(highlight=False)
 
-_SKIP_IN_LINE = {"epoch_seconds", "samples_per_second", "learning_rate"}
+SHORT = {"accuracy": "acc", "top_k_accuracy": "top_k", "macro_f1": "f1", "precision": "prec", "recall": "rec"}
+LINE_WIDTH = 80
+
+
+def _main_metric(logs: dict) -> str | None:
+    """The first metric after the loss (the config's first metric)."""
+    return next((k for k in logs if k not in ("loss", "learning_rate", "epoch_seconds", "samples_per_second") and not k.startswith("val_")), None)
 
 
 def epoch_line(epoch: int, epochs: int, logs: dict) -> str:
+    """One line per epoch that fits 80 columns: loss and the main metric, train and validation, the
+    learning rate, time and throughput (metrics.csv has every value)."""
+    metric = _main_metric(logs)
     parts = [f"epoch {epoch}/{epochs}"]
-    parts += [f"{k} {v:.4g}" for k, v in logs.items() if k not in _SKIP_IN_LINE]
-    if "learning_rate" in logs:
-        parts.append(f"lr {logs['learning_rate']:.3g}")
+    for name in ("loss", metric):
+        for key in (name, f"val_{name}"):
+            if name and key in logs:
+                parts.append(f"{key.replace(name, SHORT.get(name, name))} {logs[key]:.4g}")
+    optional = [f"lr {logs['learning_rate']:.2g}"] if "learning_rate" in logs else []
     if "epoch_seconds" in logs:
-        parts.append(f"{logs['epoch_seconds']:.1f}s ({logs['samples_per_second']:.0f} samples/s)")
-    return "  ".join(parts)
+        parts.append(f"{logs['epoch_seconds']:.1f}s {logs['samples_per_second']:,.0f}/s")
+    line = "  ".join(parts)
+    for extra in optional:  # only when it still fits
+        if len(line) + 2 + len(extra) <= LINE_WIDTH:
+            line = "  ".join(parts[:-1] + [extra, parts[-1]]) if "epoch_seconds" in logs else f"{line}  {extra}"
+    return line
 
 
-def progress_callback(mode: str, epochs: int, steps_per_epoch: int):
-    """A Keras callback: a rich progress bar on a terminal, or one plain line per epoch."""
+def progress_callback(mode: str, epochs: int, steps_per_epoch: int, batch_size: int = 0):
+    """A Keras callback: a rich progress bar on a terminal (running loss, main metric, samples/s),
+    or one plain line per epoch."""
+    import time
+
     import keras
 
     if mode == "auto":
@@ -37,20 +55,33 @@ def progress_callback(mode: str, epochs: int, steps_per_epoch: int):
                 stderr.print(epoch_line(epoch + 1, epochs, logs or {}), soft_wrap=True)
 
     class ProgressBar(EpochLines):
+        REFRESH = 0.5  # seconds between readings of the running loss (each waits on the device)
+
         def __init__(self):
             super().__init__()
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+            columns = (TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
             self.bar = Progress(*columns, console=stderr, transient=True)
 
         def on_epoch_begin(self, epoch, logs=None):
             self.bar.start()
-            self.task = self.bar.add_task(f"epoch {epoch + 1}/{epochs}", total=steps_per_epoch)
+            self.task = self.bar.add_task(f"epoch {epoch + 1}/{epochs}", total=steps_per_epoch, status="")
+            self.started = self.shown = time.perf_counter()
 
         def on_train_batch_end(self, batch, logs=None):
-            # only the step count: reading the loss here would wait on the device every step
-            self.bar.update(self.task, completed=batch + 1)
+            now = time.perf_counter()
+            status = None
+            if logs and now - self.shown >= self.REFRESH:
+                self.shown = now
+                metric = _main_metric(logs)
+                values = [f"loss {float(logs['loss']):.4g}"] if "loss" in logs else []
+                if metric:
+                    values.append(f"{SHORT.get(metric, metric)} {float(logs[metric]):.4g}")
+                if batch_size:
+                    values.append(f"{(batch + 1) * batch_size / (now - self.started):,.0f}/s")
+                status = "  ".join(values)
+            self.bar.update(self.task, completed=batch + 1, **({"status": status} if status is not None else {}))
 
         def on_epoch_end(self, epoch, logs=None):
             self.bar.stop()
@@ -96,10 +127,14 @@ def results_footer(summary: dict) -> str:
         f"{'?' if size is None else f'{size / 1e6:.1f} MB'} file; peak memory {summary.get('peak_memory_mb', 0):,.0f} MB"
     )
     return (
-        f"{summary.get('epochs_run')} epochs in {summary.get('train_seconds', 0):.1f}s "
+        f"{plural(summary.get('epochs_run') or 0, 'epoch')} in {summary.get('train_seconds', 0):.1f}s "
         f"({summary.get('samples_per_second', 0):.0f} samples/s), best by {summary.get('best', {}).get('monitor')}\n"
         f"{cost}\nrun folder: {summary['run_dir']}"
     )
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def _num(value) -> str:
@@ -117,39 +152,87 @@ def read_metrics(path: Path) -> list[dict]:
     return rows
 
 
-def plot_curves(runs: dict[str, list[dict]], path: Path) -> None:
-    """Loss and each metric per epoch, one panel each: train dashed, validation solid, a colour per run."""
+PANEL_SKIP = ("epoch", "learning_rate", "epoch_seconds", "samples_per_second")
+
+
+def panels(runs: dict[str, list[dict]]) -> list[str]:
+    """The same order everywhere: loss, the metrics alphabetically, then the learning rate."""
+    names = {k for rows in runs.values() for row in rows[:1] for k in row if k not in PANEL_SKIP and not k.startswith("val_")}
+    ordered = (["loss"] if "loss" in names else []) + sorted(names - {"loss"})
+    if any("learning_rate" in row for rows in runs.values() for row in rows[:1]):
+        ordered.append("learning_rate")
+    return ordered
+
+
+def plot_curves(runs: dict[str, list[dict]], path: Path, title: str, best_epochs: dict[str, int | None] | None = None) -> None:
+    """One panel per quantity, per epoch: train dashed, validation solid. One run: train and
+    validation in two colours; several: a colour per run, named in a legend beside the panels.
+    The best epoch (by checkpoint.monitor) is marked with a dotted line."""
     import matplotlib
 
     matplotlib.use("Agg")  # headless: no display on servers
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
 
-    skip = ("epoch", "learning_rate", "epoch_seconds", "samples_per_second")
-    names = list(dict.fromkeys(k for rows in runs.values() for row in rows[:1] for k in row if k not in skip and not k.startswith("val_")))
+    names = panels(runs)
     if not names:
         return
-    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
+    single = len(runs) == 1
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names) + (0 if single else 2.2), 3.6), squeeze=False)
     for ax, name in zip(axes[0], names):
         for index, (label, rows) in enumerate(runs.items()):
-            color = f"C{index % 10}"
             epochs = [row["epoch"] for row in rows]
-            prefix = f"{label} " if len(runs) > 1 else ""
+            train_colour, val_colour = ("C0", "C1") if single else (f"C{index % 10}",) * 2
             if all(name in row for row in rows):
-                ax.plot(epochs, [row[name] for row in rows], "--", color=color, marker=".", label=f"{prefix}train")
+                ax.plot(epochs, [row[name] for row in rows], "--" if name != "learning_rate" else "-", color=train_colour, marker=".", label="train" if name != "learning_rate" else None)
             if all(f"val_{name}" in row for row in rows):
-                ax.plot(epochs, [row[f"val_{name}"] for row in rows], "-", color=color, marker=".", label=f"{prefix}val")
-        ax.set_title(name)
+                ax.plot(epochs, [row[f"val_{name}"] for row in rows], "-", color=val_colour, marker=".", label="validation")
+            best = (best_epochs or {}).get(label)
+            if best:
+                ax.axvline(best, color=val_colour, linestyle=":", linewidth=1)
+        ax.set_title(name.replace("_", " "))
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
-    save_figure(fig, path)
+        if name == "learning_rate":
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+        elif single:
+            ax.legend(fontsize="small")
+    if not single:  # the runs and the line styles, once, outside the panels
+        handles = [Line2D([], [], color=f"C{i % 10}", label=label) for i, label in enumerate(runs)]
+        handles += [Line2D([], [], color="gray", linestyle="--", label="train"), Line2D([], [], color="gray", label="validation"), Line2D([], [], color="gray", linestyle=":", label="best epoch")]
+        fig.legend(handles=handles, loc="center right", fontsize="small", frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 1 if single else 1 - 2.0 / fig.get_figwidth(), 1))
+    save_figure(fig, path, tight=False)
 
 
-def save_figure(fig, path: Path) -> None:
+def plot_runs(folders: list[Path], path: Path) -> None:
+    """`dlopt plot`: the curves of run folders, read from their metrics.csv and summary.json."""
+    import json
+
+    from .errors import ConfigError
+    from .runs import short_names
+
+    labels = short_names([folder.name for folder in folders])
+    curves, best = {}, {}
+    for label, folder in zip(labels, folders):
+        if not (folder / "metrics.csv").exists():
+            raise ConfigError(f"{folder}: no metrics.csv (not a run folder, or no epoch finished yet)")
+        curves[label] = read_metrics(folder / "metrics.csv")
+        summary = folder / "summary.json"
+        best[label] = json.loads(summary.read_text()).get("best", {}).get("epoch") if summary.exists() else None
+    title = folders[0].name if len(folders) == 1 else f"{len(folders)} runs"
+    plot_curves(curves, path, title, best)
+
+
+def save_figure(fig, path: Path, tight: bool = True) -> None:
     """A matplotlib figure as a PNG, written under a temporary name and renamed into place."""
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     fig.savefig(tmp, dpi=100)

@@ -8,6 +8,7 @@ in the same folder and renamed into place, so a reader never sees half a file.
 from __future__ import annotations
 
 import json
+import re
 import os
 import platform
 import shutil
@@ -161,3 +162,51 @@ def pid_alive(pid) -> bool:
         return True
     except (OSError, ValueError, TypeError):
         return False
+
+
+def is_run(path: Path) -> bool:
+    return (path / "run.json").exists() or (path / "config.yaml").exists()
+
+
+def find_run(reference: str, runs_dir: Path = Path("runs")) -> Path:
+    """The run folder a command line names: a path, `latest` (the newest run in `runs_dir`), or a
+    unique prefix of a run folder's name (`runs/quick`, or `quick` for `runs/quick-...`)."""
+    from .errors import ConfigError
+
+    path = Path(reference)
+    if path.is_dir() and reference != "latest":
+        if not is_run(path):
+            raise ConfigError(f"{reference}: not a dlopt run folder (no config.yaml)")
+        return path
+    if reference in ("latest", str(runs_dir / "latest")):
+        found = [p for p in runs_dir.iterdir() if p.is_dir() and is_run(p)] if runs_dir.is_dir() else []
+        if not found:
+            raise ConfigError(f"latest: no runs in {runs_dir}/")
+        return max(found, key=lambda p: (p.stat().st_mtime_ns, p.name))
+    folder, prefix = (path.parent, path.name) if path.parent != Path(".") else (runs_dir, reference)
+    candidates = sorted(p for p in folder.iterdir() if p.name.startswith(prefix) and p.is_dir() and is_run(p)) if folder.is_dir() else []
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise ConfigError(f"{reference}: no run folder of that name or prefix in {folder}/")
+    listed = ", ".join(p.name for p in candidates[:6]) + (f", ... ({len(candidates)} in all)" if len(candidates) > 6 else "")
+    raise ConfigError(f"{reference}: {len(candidates)} runs start with '{prefix}': {listed}; give more of the name")
+
+
+_RUN_NAME = re.compile(r"^(?P<name>.+)-(?P<date>\d{8})-(?P<time>\d{6})(?P<n>-\d+)?$")
+
+
+def short_names(names: list[str]) -> list[str]:
+    """Run folder names as short as they can be while still telling the runs apart: the config
+    name alone, then with the time of day, then with the date too."""
+    parts = [_RUN_NAME.match(name) for name in names]
+    levels = [
+        lambda m: m["name"],
+        lambda m: f"{m['name']}-{m['time']}{m['n'] or ''}",
+        lambda m: f"{m['name']}-{m['date'][4:]}-{m['time']}{m['n'] or ''}",
+    ]
+    for level in levels:
+        short = [level(m) if m else name for m, name in zip(parts, names)]
+        if len(set(short)) == len(short):
+            return short
+    return list(names)

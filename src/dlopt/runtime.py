@@ -6,7 +6,9 @@ must run first; threads are set after the import but before the first op.
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import sys
 
 from . import report
@@ -52,3 +54,66 @@ def set_threads(threads: int | None) -> None:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
     except RuntimeError:  # TensorFlow already ran ops in this process (e.g. a notebook): say so, go on
         report.stderr.print("warning: train.threads ignored: TensorFlow was already started in this process")
+
+
+# TensorFlow's C++ start-up lines (written to file descriptor 2, some before absl logging starts, so
+# TF_CPP_MIN_LOG_LEVEL no longer hides them) that say nothing a dlopt user can act on
+NATIVE_NOISE = re.compile(
+    r"absl::InitializeLog|oneDNN custom operations are on|Could not find cuda drivers|failed call to cuInit"
+    r"|optimized to use available CPU instructions|To enable the following instructions|rebuild TensorFlow"
+    r"|Unable to register cu(DNN|FFT|BLAS) factory|TF-TRT Warning|computation placer already registered"
+    r"|no flops stats due to incomplete shapes|cuda_executor|cudart_stub|port\.cc:\d+\]"
+)
+NATIVE_LOG_LINE = re.compile(r"^[IW]\d{4} ")  # C++ info and warning lines; errors (E, F) pass
+_quieted = False
+
+
+def quiet_native_logs() -> None:
+    """Only lines the user asked for: TensorFlow's C++ log lines are filtered out of stderr.
+
+    File descriptor 2 becomes a pipe read by a thread that passes on every line but TensorFlow's
+    info/warning chatter; Python's own stderr keeps writing to the terminal. `dlopt --verbose` or
+    DLOPT_DEBUG=1 leaves everything as it is."""
+    global _quieted
+    if _quieted or os.environ.get("DLOPT_DEBUG"):
+        return
+    _quieted = True
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import logging
+    import threading
+    import warnings
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    warnings.showwarning = _warning_line
+    try:
+        python_writes_fd2 = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # a test runner's captured stream
+        python_writes_fd2 = False
+    real = os.dup(2)
+    if python_writes_fd2:
+        sys.stderr.flush()
+        sys.stderr = io.TextIOWrapper(io.FileIO(os.dup(real), "w"), encoding=sys.stderr.encoding, errors="backslashreplace", line_buffering=True)
+    read, write = os.pipe()
+    os.dup2(write, 2)
+    os.close(write)
+
+    def pass_on():
+        with io.FileIO(read, "r") as pipe:
+            for line in pipe:
+                text = line.decode(errors="replace")
+                if not NATIVE_NOISE.search(text) and not NATIVE_LOG_LINE.match(text):
+                    os.write(real, line)
+
+    threading.Thread(target=pass_on, name="dlopt-stderr-filter", daemon=True).start()
+
+
+_warned: set[str] = set()
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning as one line, each message once."""
+    text = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
+    if text not in _warned:
+        _warned.add(text)
+        print(f"warning: {text}", file=sys.stderr)

@@ -207,7 +207,7 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
             )
         )
     # the stopper goes last: an interrupt lands after this epoch's backup, checkpoints and rows
-    callbacks += [metrics_csv, report.progress_callback(progress, config.train.epochs, data.steps_per_epoch), stopper]
+    callbacks += [metrics_csv, report.progress_callback(progress, config.train.epochs, data.steps_per_epoch, data.batch_size), stopper]
     return callbacks, metrics_csv, backup, stats
 
 
@@ -354,7 +354,7 @@ def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], p
                 "learning_rate": config.optimizer.learning_rate,
             },
         }
-        report.plot_curves({config.name: rows}, run_dir / "plots" / "curves.png")
+        report.plot_curves({run_dir.name: rows}, run_dir / "plots" / "curves.png", run_dir.name, {run_dir.name: best["epoch"]})
         runs.write_json(run_dir / "summary.json", summary)
         record.finish("completed")
         runs.remove(run_dir / "backup")  # the resume state is only needed until the run completes
@@ -372,7 +372,7 @@ def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], p
             except Exception:  # e.g. a second Ctrl-C mid-write: the last complete save still stands
                 pass
         record.finish("interrupted", "interrupted by Ctrl-C or SIGTERM; continue with: dlopt train --resume " + str(run_dir))
-        raise _with_run(Interrupted(f"run {run_dir} interrupted; continue it with: dlopt train --resume {run_dir}"), run_dir) from None
+        raise _with_run(Interrupted(f"interrupted; resume with: dlopt train --resume {run_dir}"), run_dir) from None
     except RunFailed as exc:
         record.finish("failed", str(exc))
         raise _with_run(exc, run_dir)

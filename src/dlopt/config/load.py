@@ -171,6 +171,8 @@ def _clean_path(loc: tuple, data: Any) -> KeyPath:
             node = node[part]
         elif isinstance(node, dict) and isinstance(part, str) and "type" in node:
             continue  # the tag of a discriminated union (model type, optimizer type, ...)
+        elif node is not None and not isinstance(node, (dict, list)):
+            continue  # a union member's name (`constrained-int`, `literal['full']`) past the value itself
         else:
             path.append(part)
             node = None
@@ -208,15 +210,17 @@ def _where(path: KeyPath, lines: dict, fallback: str) -> str:
 
 
 def validate(data: dict, lines: dict, source: str) -> Config:
+    """The typed config, or one ConfigError listing every mistake, a line each with its file:line."""
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        first = errors[0]
-        message, extra = _describe(first)
-        path = _clean_path(first["loc"], data) + extra
-        more = f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-        raise ConfigError(f"{_where(path, lines, source)}: {format_path(path)}: {message}{more}") from None
+        found: dict[tuple, str] = {}
+        for error in exc.errors(include_url=False):
+            message, extra = _describe(error)
+            path = _clean_path(error["loc"], data) + extra
+            # a value that fits no member of a union: the first member's complaint is enough
+            found.setdefault(path, f"{_where(path, lines, source)}: {format_path(path)}: {message}")
+        raise ConfigError("\n".join(found.values())) from None
 
 
 def load_config(path: str | Path, overrides: Iterable = ()) -> Config:
@@ -276,6 +280,32 @@ def _type_first(value):
     return value
 
 
-def dump_config(config: Config) -> str:
-    """The resolved config as YAML (`type:` first in each section): what a run saves and `validate` prints."""
-    return yaml.safe_dump(_type_first(config.model_dump(mode="json")), sort_keys=False, default_flow_style=None, width=100)
+def dump_config(config: Config, only_applicable: bool = False) -> str:
+    """The resolved config as YAML (`type:` first in each section): what a run saves and `validate`
+    prints. `only_applicable` leaves out the data settings of other sources (text settings of an
+    image config, ...)."""
+    dumped = _type_first(config.model_dump(mode="json"))
+    if only_applicable:
+        _drop_inapplicable(dumped["data"])
+    return yaml.safe_dump(dumped, sort_keys=False, default_flow_style=None, width=100)
+
+
+def _drop_inapplicable(data: dict) -> None:
+    source = data["source"]
+    text = source in ("tfds", "text_folder") or (source == "csv" and data["table"] is None and data["timeseries"] is None)
+    keep = {
+        "name": source in ("tfds", "sklearn"),
+        "path": source not in ("tfds", "sklearn"),
+        "package": data["package"] is not None,
+        "data_dir": source == "tfds",
+        "manual_dir": source == "tfds",
+        "text": text,
+        "image": source == "image_folder",
+        "skip_bad_files": source == "image_folder",
+        "table": data["table"] is not None,
+        "timeseries": data["timeseries"] is not None,
+        "tta": bool(data["tta"]),
+    }
+    for key, applies in keep.items():
+        if not applies:
+            data.pop(key, None)

@@ -172,6 +172,10 @@ class DataConfig(Section):
         "auto", description="`auto`: integer labels mean classification, floating-point labels mean regression."
     )
     num_classes: Optional[PositiveInt] = Field(None, description="Number of classes; unset: from the dataset's metadata, or the largest training label + 1.")
+    class_names: Optional[list[str]] = Field(
+        None,
+        description="Class names in class-id order, shown by predict, eval and plots (e.g. Fashion-MNIST's `[T-shirt/top, Trouser, ...]`); unset: TFDS's own names, folder names, CSV label names, or the ids.",
+    )
     preprocess: Preprocess = Field(default_factory=Preprocess, description="Preprocessing (see `data.preprocess.*`).")
     image: ImageConfig = Field(default_factory=ImageConfig, description="Source `image_folder`: decoding and resizing (see `data.image.*`).")
     skip_bad_files: bool = Field(

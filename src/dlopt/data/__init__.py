@@ -84,14 +84,35 @@ def preflight(config: Config) -> None:
     data = config.data
     if data.source in FILE_SOURCES and not Path(data.path).exists():
         raise ConfigError(f"data.path: no such file or folder: {data.path}")
-    if data.table is not None:  # the columns the config names must be in the file's header
-        path = Path(data.path)
-        files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
-        if not files:
-            raise ConfigError(f"data.path: no .csv files in {path}")
-        tabular.feature_columns(data.table, tabular.read_header(files[0]), files[0])
+    if data.source == "csv":  # the columns the config names must be in the file's header
+        _check_csv_columns(data)
     if data.source == "tfds":  # unknown names and offline downloads fail here, before any run exists
         tfds_source.prepare(tfds_source.get_builder(data.name, data.data_dir), data.data_dir, data.manual_dir)
+
+
+def _check_csv_columns(data) -> None:
+    path = Path(data.path)
+    if data.timeseries is not None:
+        files = [path if path.is_file() else path / "series.csv"]
+    else:
+        files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    if not files or not files[0].exists():
+        raise ConfigError(f"data.path: no .csv files in {path}")
+    header = tabular.read_header(files[0])
+    if data.table is not None:
+        tabular.feature_columns(data.table, header, files[0])
+        return
+    if data.timeseries is not None:
+        settings = data.timeseries
+        named = [("time_column", [settings.time_column]), ("value_columns", settings.value_columns or []), ("target_columns", settings.target_columns or [])]
+        prefix = "data.timeseries"
+    else:
+        named = [("column", [data.text.column]), ("label_column", [data.text.label_column])]
+        prefix = "data.text"
+    for key, columns in named:
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise ConfigError(f"{prefix}.{key}: {files[0]} has no column '{missing[0]}' (has: {', '.join(header)})")
 
 
 def _reader(config: Config):
@@ -279,6 +300,15 @@ def _tabulate(config: Config, splits: dict[str, Split], reader) -> tabular.Table
     return spec
 
 
+def _named_classes(data, found: list[str] | None, task: str, num_classes: int | None) -> list[str] | None:
+    """`data.class_names` if set (checked against the classes), else the names the source gave."""
+    if data.class_names is None or task != "classification":
+        return found if task == "classification" else None
+    if len(data.class_names) != num_classes:
+        raise ConfigError(f"data.class_names: {len(data.class_names)} names for {num_classes} classes; give one name per class, in class-id order")
+    return list(data.class_names)
+
+
 def _class_counts(splits: dict[str, Split], roles, num_classes: int, class_names: list[str] | None) -> dict | None:
     """role -> class name -> examples, where the labels are known without reading the inputs."""
     names = class_names or [str(i) for i in range(num_classes)]
@@ -303,9 +333,11 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
     metadata_classes = None
     wanted = tuple(dict.fromkeys(("train",) + tuple(roles)))  # train decides task and statistics
     series = table = reader = None
+    source_class_names = None
     if data.source == "tfds":
         splits, names, builder = _tfds_splits(config, wanted)
         metadata_classes = tfds_source.num_classes(builder)
+        source_class_names = tfds_source.class_names(builder)
     elif data.timeseries is not None:
         if _preprocessing_set(data):
             raise ConfigError("data.preprocess: not for time series; data.timeseries.scale scales them (on the training part only)")
@@ -317,7 +349,7 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
         splits, names = _array_splits(config, wanted, reader)
     class_names = _class_names_to_ids(splits)
     if isinstance(reader, bundled.Bundled):
-        class_names = reader.class_names()
+        source_class_names = reader.class_names()
     if data.source == "image_folder":
         _decode_images(config, splits, roles)
     if data.table is not None:
@@ -325,6 +357,7 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
     train = splits["train"]
     task, num_classes, target_shape = _task_and_classes(config, train, metadata_classes)
     fmt = label_format(config.train, task, num_classes, mixed_labels=augment.mixes_labels(data.augment))
+    class_names = _named_classes(data, class_names or source_class_names, task, num_classes)
     class_counts = _class_counts(splits, roles, num_classes, class_names) if task == "classification" else None
     probe = next(splits[role] for role in roles if role in splits) if data.source == "image_folder" else train
 

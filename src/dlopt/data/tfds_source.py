@@ -25,9 +25,9 @@ def _offline() -> bool:
 
 def _how_to_supply(name: str, data_dir: str | None) -> str:
     return (
-        f"supply it locally: on a connected machine run `tfds build {name} --data_dir DIR` and copy DIR "
-        f"here as data.data_dir (now {data_dir or '~/tensorflow_datasets'}), put the source files in "
-        "data.manual_dir, or use data.source: idx / npz with files you have"
+        "offline, `dlopt train configs/cnn_digits.yaml` trains on digits installed with scikit-learn (data.source: sklearn), "
+        f"and data.source idx, npz, image_folder or csv read files you have; or run `tfds build {name} --data_dir DIR` on a "
+        f"connected machine and copy DIR here as data.data_dir (now {data_dir or '~/tensorflow_datasets'}), or put its source files in data.manual_dir"
     )
 
 
@@ -85,3 +85,12 @@ def num_classes(builder) -> int | None:
     _, label_key = builder.info.supervised_keys[:2]
     feature = builder.info.features[label_key] if isinstance(label_key, str) else None
     return feature.num_classes if isinstance(feature, tfds.features.ClassLabel) else None
+
+
+def class_names(builder) -> list[str] | None:
+    """The label feature's class names, when TFDS knows them."""
+    import tensorflow_datasets as tfds
+
+    _, label_key = builder.info.supervised_keys[:2]
+    feature = builder.info.features[label_key] if isinstance(label_key, str) else None
+    return list(feature.names) if isinstance(feature, tfds.features.ClassLabel) else None
