@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import struct
 from pathlib import Path
@@ -115,3 +116,26 @@ def train_once(config: dict, folder: Path):
 
     path = write_config(folder / "c.yaml", config)
     return CliRunner().invoke(main, ["train", str(path), "--runs-dir", str(folder / "runs"), "--json"], catch_exceptions=False)
+
+
+def fake_run(folder: Path, name: str, lr: float, status: str = "completed", val_accuracy: float = 0.5, epochs: int = 3) -> Path:
+    """A run folder as dlopt writes it, for the readers that only read the contract."""
+    run = folder / name
+    run.mkdir(parents=True)
+    config = {"name": "r", "seed": 1, "optimizer": {"type": "adam", "learning_rate": lr}, "train": {"epochs": epochs}, "checkpoint": {"monitor": "val_accuracy", "mode": "auto"}}
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    (run / "run.json").write_text(json.dumps({"status": status, "pid": 0, "host": "elsewhere"}))
+    with open(run / "metrics.csv", "w") as handle:
+        handle.write("epoch,learning_rate,loss,accuracy,val_loss,val_accuracy,epoch_seconds,samples_per_second\n")
+        for epoch in range(1, epochs + 1):
+            handle.write(f"{epoch},{lr},{1 / epoch},{val_accuracy - 0.1},{1.2 / epoch},{val_accuracy * epoch / epochs},1.0,100\n")
+    if status == "completed":
+        summary = {
+            "best": {"epoch": epochs, "monitor": "val_accuracy", "value": val_accuracy},
+            "final": {"loss": 0.3, "val_accuracy": val_accuracy, "epoch_seconds": 1.0},
+            "test": {"accuracy": val_accuracy - 0.01},
+            "epochs_run": epochs,
+            "train_seconds": 3.0,
+        }
+        (run / "summary.json").write_text(json.dumps(summary))
+    return run

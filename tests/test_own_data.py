@@ -135,7 +135,7 @@ def test_class_ordered_sources_get_stratified_validation_and_slices(tmp_path, so
     for role in roles_with_share:
         assert_in_proportion(data.class_counts[role], share)
     assert sum(data.class_counts["train"].values()) == data.counts["train"]
-    assert "per class (train/val/test): cat" in data.overview()
+    assert data.overview()[1].startswith("per class (train/val/test): cat")
     assert data.missing_classes() == []
     first_val = np.concatenate([y for _, y in data.pipelines["val"].as_numpy_iterator()])
     assert sorted(set(first_val.tolist())) == [0, 1, 2]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import quadrant_images, tiny_cnn_config, write_config, write_idx
+from conftest import fake_run, quadrant_images, tiny_cnn_config, write_config, write_idx
 from dlopt import runs
 
 DLOPT = [sys.executable, "-m", "dlopt.cli"]
@@ -90,29 +90,6 @@ def test_onednn_cannot_change_once_tensorflow_runs(tmp_path, idx_dir):
     assert result.exit_code == 0, result.stderr
     assert "warning: train.onednn ignored: TensorFlow was already started in this process" in result.stderr
     assert json.loads((Path(json.loads(result.stdout)["run_dir"]) / "summary.json").read_text())["onednn"] is current
-
-
-def fake_run(folder: Path, name: str, lr: float, status: str = "completed", val_accuracy: float = 0.5, epochs: int = 3) -> Path:
-    """A run folder as dlopt writes it, for the readers that only read the contract."""
-    run = folder / name
-    run.mkdir(parents=True)
-    config = {"name": "r", "seed": 1, "optimizer": {"type": "adam", "learning_rate": lr}, "train": {"epochs": epochs}}
-    (run / "config.yaml").write_text(yaml.safe_dump(config))
-    (run / "run.json").write_text(json.dumps({"status": status, "pid": 0, "host": "elsewhere"}))
-    with open(run / "metrics.csv", "w") as handle:
-        handle.write("epoch,learning_rate,loss,accuracy,val_loss,val_accuracy,epoch_seconds,samples_per_second\n")
-        for epoch in range(1, epochs + 1):
-            handle.write(f"{epoch},{lr},{1 / epoch},{val_accuracy - 0.1},{1.2 / epoch},{val_accuracy * epoch / epochs},1.0,100\n")
-    if status == "completed":
-        summary = {
-            "best": {"epoch": epochs, "monitor": "val_accuracy", "value": val_accuracy},
-            "final": {"loss": 0.3, "val_accuracy": val_accuracy, "epoch_seconds": 1.0},
-            "test": {"accuracy": val_accuracy - 0.01},
-            "epochs_run": epochs,
-            "train_seconds": 3.0,
-        }
-        (run / "summary.json").write_text(json.dumps(summary))
-    return run
 
 
 def test_compare_shows_differing_settings_sorted_and_filtered(tmp_path, cli):

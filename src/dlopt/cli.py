@@ -198,17 +198,17 @@ def evaluate(run_dir, split, checkpoint, views, no_tta, as_json):
         from rich.table import Table
 
         single_view = result.get("metrics_single_view")
-        table = Table(title=f"{run_dir} · {split} ({result['examples']} examples) · {checkpoint}.keras", title_justify="left")
+        report.stdout.print(f"{run_dir} · {split} ({result['examples']} examples) · {checkpoint}.keras", soft_wrap=True)
+        table = Table()
         table.add_column("metric")
         table.add_column(f"tta: image + {' + '.join(result['tta'])}" if single_view else "value", justify="right")
         if single_view:
             table.add_column("1 view", justify="right")
         for key, value in result["metrics"].items():
             table.add_row(key, f"{value:.4f}", *([f"{single_view[key]:.4f}"] if single_view else []))
-        if result.get("class_names"):
-            table.caption = f"{len(result['class_names'])} classes: {', '.join(result['class_names'])}"
-            table.caption_justify = "left"
         report.stdout.print(table)
+        if result.get("class_names"):
+            report.stdout.print(report.wrapped(f"{len(result['class_names'])} classes: {', '.join(result['class_names'])}"), soft_wrap=True)
 
 
 @main.command()
@@ -249,6 +249,7 @@ def compare(paths, sort_by, ascending, statuses, all_columns, chosen, as_json, a
     from rich.table import Table
 
     from .report import stdout
+    from .runs import shared_config_name
 
     if not stdout.is_terminal:  # piped: COLUMNS if set, else wide enough for every cell (no folding)
         stdout = Console(highlight=False, width=int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else 10_000)
@@ -266,7 +267,9 @@ def compare(paths, sort_by, ascending, statuses, all_columns, chosen, as_json, a
         shown = compare_runs.default_columns(columns, differing, rows, stdout.width)
     hidden = len(differing) - len([c for c in shown if c in differing])
     note = f" ({hidden} more differing setting{'s' if hidden > 1 else ''}: --all or --columns)" if hidden > 0 else ""
-    table = Table(title=f"{len(rows)} runs{note}", title_justify="left")
+    shared = shared_config_name([row["run"] for row in rows]) if len(rows) > 1 else None
+    title = f"{len(rows)} runs{f' of {shared}' if shared else ''}{note}"
+    table = Table()
     for column in shown:
         setting = column in differing
         table.add_column(
@@ -275,11 +278,14 @@ def compare(paths, sort_by, ascending, statuses, all_columns, chosen, as_json, a
             overflow="ellipsis",
             no_wrap=True,
             max_width=compare_runs.KEY_WIDTH if setting and not (chosen or all_columns) else None,
+            # a cut name could no longer tell runs apart
+            min_width=max((len(str(row.get(column, ""))) for row in rows), default=0) if column in ("name", "run") else None,
         )
     for row in rows:
         table.add_row(*(compare_runs.format_cell(c, row.get(c)) for c in shown))
-    if stdout.width == 10_000:
-        stdout = Console(highlight=False, width=stdout.measure(table, options=stdout.options.update_width(10_000)).maximum)
+    if stdout.width == 10_000 or all_columns:  # every column at its full width; the terminal may fold lines
+        stdout = Console(highlight=False, width=max(len(title), stdout.measure(table, options=stdout.options.update_width(10_000)).maximum))
+    stdout.print(title)
     stdout.print(table)
 
 

@@ -16,7 +16,7 @@ import yaml
 
 from .errors import ConfigError
 from .registry import did_you_mean
-from .runs import pid_alive, short_names
+from .runs import pid_alive, shared_config_name, short_names
 
 try:  # the C loader reads a hundred configs in a blink; the pure-Python one is the fallback
     _SafeLoader = yaml.CSafeLoader
@@ -127,7 +127,7 @@ def table(paths: list[Path], sort: str | None = None, status: tuple[str, ...] = 
         row.update({k: params.get(k) for k in differing})
     metric_columns = list(dict.fromkeys(k for r in rows for k in r if k not in ("run", "status", "path", "epochs", "train_seconds", *differing)))
     columns = ["run", "status", *differing, *metric_columns, "epochs", "train_seconds"]
-    names = short_names([row["run"] for row in rows])
+    names = short_names([row["run"] for row in rows], drop_shared=True)
     for row, name in zip(rows, names):
         row["name"] = name
     if sort:
@@ -176,11 +176,11 @@ def _width(column: str, rows: list[dict], shown: list[str], limit: int | None = 
 def default_columns(columns: list[str], differing: list[str], rows: list[dict], width: int) -> list[str]:
     """What a reader needs, within `width` characters: the run's short name, status, the best
     monitored value, the main test metric, epochs and time, and as many of the differing settings
-    as fit (the hyper-parameters people sweep first)."""
+    as fit (the hyper-parameters people sweep first). Epochs and the rest: --all."""
     best = [c for c in columns if c.startswith("best_") and c != "best_epoch"][:1]
     tests = [c for c in columns if c.startswith("test_") and not c.startswith("test_single_view_")]
     test = [c for c in tests if not c.endswith("_loss")][:1] or tests[:1]
-    fixed = ["name", "status", *best, *test, "epochs", "train_seconds"]
+    fixed = ["name", "status", *best, *test, "train_seconds"]
     used = 1 + sum(_width(c, rows, fixed) for c in fixed)
     keys = []
     for key in sorted(differing, key=lambda k: _key_rank(k, rows)):
@@ -189,7 +189,7 @@ def default_columns(columns: list[str], differing: list[str], rows: list[dict], 
             break
         keys.append(key)
         used += need
-    return ["name", "status", *keys, *best, *test, "epochs", "train_seconds"]
+    return ["name", "status", *keys, *best, *test, "train_seconds"]
 
 
 def header(column: str, columns: list[str]) -> str:
@@ -199,11 +199,19 @@ def header(column: str, columns: list[str]) -> str:
         return "time"
     for prefix in ("best_", "test_"):
         if column.startswith(prefix) and column != "best_epoch":
-            return f"{prefix[:-1]}\n{column[len(prefix):]}"
+            return f"{prefix[:-1]}\n{_short_metric(column[len(prefix):])}"
     last = column.rsplit(".", 1)[-1]
     if "." in column and sum(c.rsplit(".", 1)[-1] == last for c in columns) == 1:
         return last
     return column
+
+
+def _short_metric(name: str) -> str:
+    """val_accuracy -> val_acc: the epoch lines' abbreviations."""
+    from .report import SHORT
+
+    base = name[4:] if name.startswith("val_") else name
+    return ("val_" if name.startswith("val_") else "") + SHORT.get(base, base)
 
 
 def format_cell(column: str, value) -> str:

@@ -17,9 +17,11 @@ def _profile(model):
 
     specs = [tf.TensorSpec((1,) + tuple(x.shape[1:]), x.dtype) for x in model.inputs]
 
+    names = [x.name.split(":")[0] for x in model.inputs]
+
     @tf.function
-    def forward(*inputs):
-        return model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
+    def forward(*inputs):  # a table's model takes a dict of named columns
+        return model(inputs[0] if len(inputs) == 1 else dict(zip(names, inputs)), training=False)
 
     logger = tf.get_logger()
     level = logger.level

@@ -15,27 +15,41 @@ SHORT = {"accuracy": "acc", "top_k_accuracy": "top_k", "macro_f1": "f1", "precis
 LINE_WIDTH = 80
 
 
+def wrapped(text: str, indent: str = "") -> str:
+    """`text` folded at spaces into lines of at most 80 columns, each starting with `indent`."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, LINE_WIDTH, initial_indent=indent, subsequent_indent=indent + "  ", break_on_hyphens=False))
+
+
 def _main_metric(logs: dict) -> str | None:
     """The first metric after the loss (the config's first metric)."""
     return next((k for k in logs if k not in ("loss", "learning_rate", "epoch_seconds", "samples_per_second") and not k.startswith("val_")), None)
 
 
 def epoch_line(epoch: int, epochs: int, logs: dict) -> str:
-    """One line per epoch that fits 80 columns: loss and the main metric, train and validation, the
-    learning rate, time and throughput (metrics.csv has every value)."""
+    """One line per epoch that fits 80 columns: loss and the main metric, train and validation, then
+    as room allows the epoch's time, throughput and learning rate (metrics.csv has every value)."""
     metric = _main_metric(logs)
     parts = [f"epoch {epoch}/{epochs}"]
     for name in ("loss", metric):
         for key in (name, f"val_{name}"):
             if name and key in logs:
                 parts.append(f"{key.replace(name, SHORT.get(name, name))} {logs[key]:.4g}")
-    optional = [f"lr {logs['learning_rate']:.2g}"] if "learning_rate" in logs else []
+    optional = []
     if "epoch_seconds" in logs:
-        parts.append(f"{logs['epoch_seconds']:.1f}s {logs['samples_per_second']:,.0f}/s")
+        seconds = logs["epoch_seconds"]
+        optional.append(f"{seconds:.1f}s" if seconds < 100 else f"{seconds:,.0f}s")
+        if "samples_per_second" in logs:  # "12.3s 4,567/s": the epoch's time and throughput
+            optional.append(f" {logs['samples_per_second']:,.0f}/s")
+    if "learning_rate" in logs:
+        optional.append(f"  lr {logs['learning_rate']:.2g}")
     line = "  ".join(parts)
-    for extra in optional:  # only when it still fits
-        if len(line) + 2 + len(extra) <= LINE_WIDTH:
-            line = "  ".join(parts[:-1] + [extra, parts[-1]]) if "epoch_seconds" in logs else f"{line}  {extra}"
+    for extra in optional:  # in this order, each only while the line still fits
+        extra = extra if extra.startswith(" ") else f"  {extra}"
+        if len(line) + len(extra) > LINE_WIDTH:
+            break
+        line += extra
     return line
 
 
@@ -165,9 +179,16 @@ def panels(runs: dict[str, list[dict]]) -> list[str]:
 
 
 def plot_curves(runs: dict[str, list[dict]], path: Path, title: str, best_epochs: dict[str, int | None] | None = None) -> None:
+    """The curves of `runs` (label -> metrics.csv rows) as a PNG at `path`."""
+    fig = curves_figure(runs, title, best_epochs)
+    if fig is not None:
+        save_figure(fig, path, tight=False)
+
+
+def curves_figure(runs: dict[str, list[dict]], title: str, best_epochs: dict[str, int | None] | None = None):
     """One panel per quantity, per epoch: train dashed, validation solid. One run: train and
     validation in two colours; several: a colour per run, named in a legend beside the panels.
-    The best epoch (by checkpoint.monitor) is marked with a dotted line."""
+    The best epoch (by checkpoint.monitor) is marked with a dotted line. None if nothing to draw."""
     import matplotlib
 
     matplotlib.use("Agg")  # headless: no display on servers
@@ -177,7 +198,7 @@ def plot_curves(runs: dict[str, list[dict]], path: Path, title: str, best_epochs
 
     names = panels(runs)
     if not names:
-        return
+        return None
     single = len(runs) == 1
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names) + (0 if single else 2.2), 3.6), squeeze=False)
     for ax, name in zip(axes[0], names):
@@ -205,7 +226,7 @@ def plot_curves(runs: dict[str, list[dict]], path: Path, title: str, best_epochs
         fig.legend(handles=handles, loc="center right", fontsize="small", frameon=False)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1 if single else 1 - 2.0 / fig.get_figwidth(), 1))
-    save_figure(fig, path, tight=False)
+    return fig
 
 
 def plot_runs(folders: list[Path], path: Path) -> None:

@@ -196,17 +196,26 @@ def find_run(reference: str, runs_dir: Path = Path("runs")) -> Path:
 _RUN_NAME = re.compile(r"^(?P<name>.+)-(?P<date>\d{8})-(?P<time>\d{6})(?P<n>-\d+)?$")
 
 
-def short_names(names: list[str]) -> list[str]:
+def short_names(names: list[str], drop_shared: bool = False) -> list[str]:
     """Run folder names as short as they can be while still telling the runs apart: the config
-    name alone, then with the time of day, then with the date too."""
+    name alone, then with the time of day, then with the date too. `drop_shared`: when every run
+    comes from one config, leave its name out (the caller says it once) and keep the time."""
     parts = [_RUN_NAME.match(name) for name in names]
     levels = [
         lambda m: m["name"],
         lambda m: f"{m['name']}-{m['time']}{m['n'] or ''}",
         lambda m: f"{m['name']}-{m['date'][4:]}-{m['time']}{m['n'] or ''}",
     ]
+    if drop_shared and len(names) > 1 and shared_config_name(names):
+        levels = [lambda m: f"{m['time']}{m['n'] or ''}", lambda m: f"{m['date'][4:]}-{m['time']}{m['n'] or ''}"]
     for level in levels:
         short = [level(m) if m else name for m, name in zip(parts, names)]
         if len(set(short)) == len(short):
             return short
     return list(names)
+
+
+def shared_config_name(names: list[str]) -> str | None:
+    """The config name every one of these run folders carries, if they all carry the same."""
+    found = {m["name"] if m else None for m in (_RUN_NAME.match(name) for name in names)}
+    return next(iter(found)) if len(found) == 1 and None not in found else None

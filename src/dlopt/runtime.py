@@ -110,10 +110,28 @@ def quiet_native_logs() -> None:
 
 _warned: set[str] = set()
 
+# Keras warnings a dlopt user can act on, said in dlopt's words with what to do
+REWORDED = [
+    (
+        re.compile(r"Layer '(?P<layer>[^']+)' \(of type (?P<type>\w+)\) was passed an input with a mask attached to it"),
+        "layer '{layer}' ({type}) drops the padding mask: layers after it treat padding as text "
+        "(pool with model.pooling, or use layers that support masking, before it)",
+    ),
+    (
+        re.compile(r"Your input ran out of data"),
+        "the data ran out before the epoch's steps ended: the split is smaller than steps x batch_size (check data.batch_size)",
+    ),
+]
+
 
 def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
-    """A Python warning as one line, each message once."""
+    """A Python warning as one line, each message once; Keras warnings dlopt can explain, reworded."""
     text = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
+    for pattern, words in REWORDED:
+        found = pattern.search(str(message))
+        if found:
+            text = words.format(**found.groupdict())
+            break
     if text not in _warned:
         _warned.add(text)
         print(f"warning: {text}", file=sys.stderr)

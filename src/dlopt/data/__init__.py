@@ -55,18 +55,18 @@ class Data:
     series: Any = None  # time series: scaling and test windows, for the forecast report
     table: Any = None  # tables: the TableSpec the model's input layers are built from
 
-    def overview(self) -> str:
-        """One line: examples per split and, for a few classes, per class (the run's first line)."""
+    def overview(self) -> list[str]:
+        """Examples per split, then for a few classes the examples per class (the run's first lines)."""
         text = ", ".join(f"{self.counts[role]:,} {role}" for role in ROLES if role in self.counts) + " examples"
         if not self.class_counts:
-            return text
+            return [text]
         names = list(next(iter(self.class_counts.values())))
         if len(names) > 10:
             train = list(self.class_counts.get("train", {}).values()) or [0]
-            return f"{text}; {len(names)} classes, {min(train):,} to {max(train):,} training examples each"
+            return [f"{text}; {len(names)} classes, {min(train):,} to {max(train):,} training examples each"]
         roles = [role for role in ROLES if role in self.class_counts]
         per_class = ", ".join(f"{name} {'/'.join(str(self.class_counts[r].get(name, 0)) for r in roles)}" for name in names)
-        return f"{text}; per class ({'/'.join(roles)}): {per_class}"
+        return [text, f"per class ({'/'.join(roles)}): {per_class}"]
 
     def missing_classes(self) -> list[str]:
         """Warnings for classes absent from a split: the split then cannot judge them."""

@@ -3,7 +3,8 @@
 Token ids (or projected features) plus a learned position embedding, then `depth` blocks of
 multi-head self-attention and a feed-forward layer, each with a residual and layer norm, then
 pooling over positions and a dense head. Built from stock Keras layers except the position
-embedding, a small layer registered with Keras as `dlopt>PositionEmbedding`: dlopt imports this
+embedding and first-position pooling, small layers registered with Keras as `dlopt>PositionEmbedding`
+and `dlopt>FirstPosition`: dlopt imports this
 module before loading a model, so `dlopt eval` reloads it in safe mode; your own code does the same
 with `import dlopt.models.transformer` before `keras.models.load_model`.
 """
@@ -36,6 +37,25 @@ class PositionEmbedding(keras.layers.Layer):
         return {**super().get_config(), "length": self.length, "width": self.width}
 
 
+@keras.saving.register_keras_serializable(package="dlopt")
+class FirstPosition(keras.layers.Layer):
+    """(batch, time, width) -> (batch, width) at position 0; consumes the padding mask (position 0 is
+    never padding), where a stock cropping layer would warn that it destroys it."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, x, mask=None):
+        return x[:, 0, :]
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+
 @register("transformer")
 def build_transformer(model_config, input_spec, output_spec):
     layers = keras.layers
@@ -58,7 +78,6 @@ def build_transformer(model_config, input_spec, output_spec):
     elif c.pooling == "max":
         x = layers.GlobalMaxPooling1D(name="pool")(x)
     else:
-        x = layers.Cropping1D((0, x.shape[1] - 1), name="first")(x)  # keep position 0 (no Lambda: safe-mode loadable)
-        x = layers.Flatten(name="pool")(x)
+        x = FirstPosition(name="pool")(x)
     x = dense_stack(x, c.dense, c, regularizer, prefix="dense")
     return keras.Model(inputs, output_head(x, output_spec, regularizer), name="transformer")
