@@ -1,6 +1,10 @@
-"""The README stays true: its config reference is the schema's, its commands are CI's."""
+"""The README and docs/ stay true: the config reference is the schema's, the commands are CI's,
+the links lead somewhere, the README stays short."""
 
+import re
 from pathlib import Path
+
+import yaml
 
 from dlopt.config import load_config
 from dlopt.config.reference import reference
@@ -8,14 +12,37 @@ from dlopt.config.reference import reference
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_readme_config_reference_matches_the_schema():
-    assert reference() in (ROOT / "README.md").read_text(), "run: python -m dlopt.config.reference --update README.md"
+def test_config_reference_matches_the_schema():
+    assert reference() in (ROOT / "docs" / "configuration.md").read_text(), "run: python -m dlopt.config.reference --update docs/configuration.md"
+
+
+def test_readme_reads_in_five_minutes_and_its_links_lead_somewhere():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for page in pages:
+        for target in re.findall(r"\]\(([^)]+)\)", page.read_text()):
+            if target.startswith("http"):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            assert linked.exists(), f"{page.name}: link to {target}"
+            if anchor:
+                headings = re.findall(r"^#+ (.+)$", linked.read_text(), flags=re.M)
+                slugs = {re.sub(r"[^a-z0-9 _-]", "", h.lower()).replace(" ", "-") for h in headings}
+                assert anchor in slugs, f"{page.name}: no heading for #{anchor} in {linked.name}"
+
+
+def test_readme_config_example_is_the_shipped_first_run():
+    readme = (ROOT / "README.md").read_text()
+    example = readme.split("## A config", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(example) == yaml.safe_load((ROOT / "configs" / "cnn_digits.yaml").read_text())
 
 
 def test_readme_test_command_is_what_ci_runs():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "pip install -e '.[test]' && python -m pytest -q" in readme
+    assert "```sh\npython3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test]' && python -m pytest -q\n```" in readme
     # CI uses a virtualenv of its own, as the README tells users to
     assert "python3 -m venv" in ci and ". .venv-ci/bin/activate" in ci
     assert "pip install -q -e '.[test]'" in ci and "python -m pytest -q" in ci
@@ -26,7 +53,7 @@ def test_readme_first_command_trains_the_bundled_digits(tmp_path, cli):
     import json
 
     readme = (ROOT / "README.md").read_text()
-    assert "```sh\npip install -e . && dlopt train configs/cnn_digits.yaml\n```" in readme
+    assert "```sh\npython3 -m venv .venv && . .venv/bin/activate && pip install -e . && dlopt train configs/cnn_digits.yaml\n```" in readme
     code, out, err = cli("train", ROOT / "configs" / "cnn_digits.yaml", "--runs-dir", tmp_path / "runs", "--json")
     assert code == 0, err
     result = json.loads(out)

@@ -16,10 +16,13 @@ LINE_WIDTH = 80
 
 
 def wrapped(text: str, indent: str = "") -> str:
-    """`text` folded at spaces into lines of at most 80 columns, each starting with `indent`."""
+    """`text` folded after its commas into lines of at most 80 columns, each starting with `indent`
+    (a `name 12/3/4` item is never split)."""
     import textwrap
 
-    return "\n".join(textwrap.wrap(text, LINE_WIDTH, initial_indent=indent, subsequent_indent=indent + "  ", break_on_hyphens=False))
+    glued = ", ".join(part.replace(" ", "\xa0") for part in text.split(", "))
+    lines = textwrap.wrap(glued, LINE_WIDTH, initial_indent=indent, subsequent_indent=indent + "  ", break_on_hyphens=False, break_long_words=False)
+    return "\n".join(line.replace("\xa0", " ") for line in lines)
 
 
 def _main_metric(logs: dict) -> str | None:

@@ -29,7 +29,7 @@ def before_tensorflow(train_config) -> None:
 
 def _onednn_wanted(setting) -> bool | None:
     """`auto`: on (TensorFlow turns it on only for some CPUs; training steps of the Fashion-MNIST CNN
-    measured 1.3x faster with it on a 2-core AMD EPYC), unless the environment already says; None: leave as is."""
+    measured 1.2-1.5x faster with it on 2 x86 cores, benchmarks/onednn.py), unless the environment already says; None: leave as is."""
     if setting == "auto":
         return None if ONEDNN_VARIABLE in os.environ else True
     return bool(setting)

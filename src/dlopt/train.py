@@ -283,10 +283,10 @@ def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], p
         callbacks, metrics_csv, backup, stats = _callbacks(config, run_dir, data, progress, earlier_rows, stopper, restore_dir)
 
         verb = "resuming" if resume else "run"
-        where = f", {placement.replicas} replicas ({placement.name}, global batch {data.batch_size})" if placement.replicas > 1 else ""
+        where = [f"{placement.replicas} replicas ({placement.name}, global batch {data.batch_size})"] if placement.replicas > 1 else []
         counts, *per_class = data.overview()
         report.stderr.print(f"{verb} {run_dir}", soft_wrap=True)
-        for line in [f"{counts}; {model.count_params():,} parameters{where}", *per_class]:
+        for line in [f"{counts}; {model.count_params():,} parameters", *where, *per_class]:
             report.stderr.print(report.wrapped(line, indent="  "), soft_wrap=True)
         for warning in data.missing_classes():
             report.stderr.print(warning, soft_wrap=True)

@@ -1,7 +1,7 @@
-"""The README's config reference, generated from the schema so the two cannot drift.
+"""The config reference (docs/configuration.md), generated from the schema so the two cannot drift.
 
-`python -m dlopt.config.reference` prints it, `... --update README.md` rewrites the README's copy;
-a test checks the README holds exactly this text.
+`python -m dlopt.config.reference` prints it, `... --update docs/configuration.md` rewrites the page's copy;
+a test checks the page holds exactly this text.
 """
 
 from __future__ import annotations

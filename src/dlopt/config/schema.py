@@ -1,7 +1,7 @@
 """The config's types and defaults: one class per section, every field documented.
 
 No TensorFlow here: `dlopt validate` and `dlopt --help` must stay fast. The descriptions below are
-also the README's config reference (see `dlopt.config.reference`), so they are the documentation.
+also the config reference in docs/configuration.md (see `dlopt.config.reference`), so they are the documentation.
 """
 
 from __future__ import annotations
