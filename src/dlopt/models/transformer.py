@@ -4,9 +4,7 @@ Token ids (or projected features) plus a learned position embedding, then `depth
 multi-head self-attention and a feed-forward layer, each with a residual and layer norm, then
 pooling over positions and a dense head. Built from stock Keras layers except the position
 embedding and first-position pooling, small layers registered with Keras as `dlopt>PositionEmbedding`
-and `dlopt>FirstPosition`: dlopt imports this
-module before loading a model, so `dlopt eval` reloads it in safe mode; your own code does the same
-with `import dlopt.models.transformer` before `keras.models.load_model`.
+and `dlopt>FirstPosition`, so a saved model reloads in safe mode after `import dlopt`.
 """
 
 from __future__ import annotations
