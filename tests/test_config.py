@@ -103,10 +103,17 @@ def test_set_into_a_missing_list_item_is_an_error(cfg):
     assert "expected KEY=VALUE" in error_of(cfg(), ["model.blocks"])
 
 
-def test_changing_type_drops_the_old_types_keys(cfg):
-    # --set of a whole section replaces it; --set of the type alone keeps keys the new type lacks
+def test_changing_type_drops_the_old_types_keys(cfg, capsys):
+    # --set of a whole section replaces it; --set of the type alone drops the keys the new type lacks
     assert isinstance(load_config(cfg(), ["model={type: mlp}"]).model, MlpConfig)
-    assert "model.blocks: unknown key 'blocks'" in error_of(cfg(), ["model.type=mlp"])
+    capsys.readouterr()
+    config = load_config(cfg(), ["model.type=mlp", "model.dropout=0.2"])
+    assert isinstance(config.model, MlpConfig) and config.model.dropout == 0.2
+    assert capsys.readouterr().err == "note: model.blocks dropped: the new type does not take it\n"
+    # keys given on the command line are never dropped: a mistake there is still an error
+    assert "model.blocks: unknown key 'blocks'" in error_of(cfg(), ["model.type=mlp", "model.blocks=[{filters: 4}]"])
+    schedule = load_config(cfg(), ["schedule={type: step, step_size: 2}", "schedule.type=cosine"])
+    assert schedule.schedule.type == "cosine"
     base = cfg(BASE.format(path="/x"), name="base.yaml")
     child = cfg("extends: base.yaml\nmodel: {type: mlp, layers: [8]}\n", name="child.yaml")
     assert load_config(child).model.layers == [8]

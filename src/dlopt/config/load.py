@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
+import sys
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -152,10 +153,37 @@ def apply_override(data: dict, lines: dict, option: str, source: str | None = No
     if isinstance(node, list):
         if not isinstance(last, int) or last >= len(node):
             raise ConfigError(f"{source}: {format_path(parts)}: no such list item (the list has {len(node)})")
+    retyped = last == "type" and isinstance(node, dict) and node.get("type") != value
     node[last] = value
     lines[tuple(parts)] = source
     for sub in [p for p in lines if p[: len(parts)] == tuple(parts) and len(p) > len(parts)]:
         lines[sub] = source
+    return tuple(parts[:-1]) if retyped else None
+
+
+def _drop_old_type_keys(data: dict, lines: dict, retyped: set) -> list[str]:
+    """After `--set model.type=mlp`: the keys of the section's old type that the new type does not
+    take (from the file, not from --set) are dropped, so a loop can sweep over model families."""
+    dropped = []
+    while True:
+        try:
+            Config.model_validate(data)
+            return dropped
+        except ValidationError as exc:
+            unknown = [
+                _clean_path(e["loc"], data) + (e["ctx"]["key"],)
+                for e in exc.errors(include_url=False)
+                if e["type"] == "dlopt_field" and e["ctx"]["message"].startswith("unknown key")
+            ]
+            droppable = [p for p in unknown if p[:-1] in retyped and not str(lines.get(p, "")).startswith("--")]
+            if not droppable:
+                return dropped
+            for path in droppable:
+                node = data
+                for part in path[:-1]:
+                    node = node[part]
+                node.pop(path[-1], None)
+                dropped.append(format_path(path))
 
 
 def _clean_path(loc: tuple, data: Any) -> KeyPath:
@@ -230,9 +258,16 @@ def load_config(path: str | Path, overrides: Iterable = ()) -> Config:
     """
     path = Path(path)
     data, lines = read_file(path)
+    retyped = set()
     for option in overrides:
         option, label = (option, None) if isinstance(option, str) else option
-        apply_override(data, lines, option, label)
+        section = apply_override(data, lines, option, label)
+        if section is not None:
+            retyped.add(section)
+    if retyped:
+        dropped = _drop_old_type_keys(data, lines, retyped)
+        if dropped:
+            print(f"note: {', '.join(dropped)} dropped: the new type does not take {'it' if len(dropped) == 1 else 'them'}", file=sys.stderr)
     config = validate(data, lines, str(path))
     _resolve_paths(config, path.parent, _where(("data", "package"), lines, str(path)))
     return config
