@@ -267,3 +267,43 @@ def test_shipped_sequence_configs_validate():
     for name in ("lstm_imdb", "transformer_imdb", "lstm_timeseries", "text_folder_reviews"):
         saved = yaml.safe_load(subprocess.run([sys.executable, "-m", "dlopt.cli", "validate", str(ROOT / "configs" / f"{name}.yaml")], capture_output=True, text=True, check=True).stdout)
         assert saved["model"]["type"] in ("lstm", "transformer")
+
+
+# ------------------------------------------------------------------------------- model cost
+
+
+def test_flops_of_recurrent_and_attention_layers_match_a_hand_count():
+    import keras
+
+    from dlopt import cost
+
+    # LSTM, 5 steps of 3 features, 4 units: per step x.W (3x16) and h.U (4x16) multiply-adds
+    # = 2 * (48 + 64) = 224, plus 16 bias additions = 240; 5 steps = 1200
+    x = keras.Input((5, 3))
+    lstm = keras.layers.LSTM(4, name="lstm")
+    assert cost.count_flops(keras.Model(x, lstm(x)), ["lstm"]) == (1200, {"lstm": 1200})
+    # the same, both directions: twice
+    bidirectional = keras.layers.Bidirectional(keras.layers.LSTM(4), name="both")
+    assert cost.count_flops(keras.Model(x, bidirectional(x)), ["both"])[1] == {"both": 2400}
+    # GRU (3 gates, two biases): per step 2 * (3*12 + 4*12) + 2*12 = 192; 5 steps = 960
+    gru = keras.layers.GRU(4, name="gru")
+    assert cost.count_flops(keras.Model(x, gru(x)), ["gru"])[1] == {"gru": 960}
+
+    # self-attention over 6 positions of width 8, 2 heads of 4: the query, key, value and output
+    # projections are 6 * (2 * 64 + 8) = 816 each; scores Q.K and the weighted sum of values are
+    # 2 * 2 heads * 6 * 6 * 4 = 576 each; in all 4 * 816 + 2 * 576 = 4416
+    x = keras.Input((6, 8))
+    attention = keras.layers.MultiHeadAttention(2, 4, name="attention")
+    assert cost.count_flops(keras.Model(x, attention(x, x)), ["attention"]) == (4416, {"attention": 4416})
+
+
+def test_text_model_cost_counts_every_time_step(tmp_path, cli, reviews_folder):
+    # an LSTM of 8 units over 6 tokens embedded in 8 dimensions: 6 * (2 * (64 + 64) + 32) = 1728 at least
+    run, summary = trained_run(cli, tmp_path, {**text_config("text_folder", reviews_folder, {"type": "lstm", "units": [8], "embedding_dim": 8}), "train": {"epochs": 1, "progress": "none"}})
+    assert summary["flops_per_example"] >= 1728
+    code, out, err = cli("summary", write_config(tmp_path / "s.yaml", text_config("text_folder", reviews_folder, {"type": "transformer", "width": 8, "heads": 2, "ff_width": 16, "depth": 1})), "--json")
+    assert code == 0, err
+    layers = {row["name"]: row["flops"] for row in json.loads(out)["layers"]}
+    # attention over 6 tokens of width 8, 2 heads of 4 each: 4416, as counted by hand above
+    assert layers["block0_attention"] == 4416
+    assert "flops stats" not in err
