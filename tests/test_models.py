@@ -126,3 +126,12 @@ def test_unknown_model_from_a_module_is_a_config_error(tmp_path):
         build({"type": "cnnx", "module": str(module)})
     with pytest.raises(ConfigError, match="model.module: no such file"):
         build({"type": "other", "module": str(tmp_path / "missing.py")})
+
+
+def test_batch_norm_momentum_spans_a_tenth_of_an_epoch():
+    from dlopt.models import batch_norm_momentum
+
+    assert batch_norm_momentum("auto", 41) == 0.9  # a few dozen steps per epoch: PyTorch's default
+    assert batch_norm_momentum("auto", 400) == pytest.approx(0.975)
+    assert batch_norm_momentum("auto", 5000) == 0.99  # Keras' default for long epochs
+    assert batch_norm_momentum(0.95, 41) == 0.95

@@ -185,10 +185,13 @@ def test_windows_never_cross_splits_and_scaling_comes_from_training(tmp_path):
         times = np.concatenate([x[..., 1].ravel(), y.ravel()]) / step
         assert times.min() >= start - 1e-3 and times.max() <= stop - 1 + 1e-3, role  # float32 rounding
         assert len(x) == (stop - start) - 12 - 3 + 1 and y.shape[1:] == (3, 1)
-    scaled, series = timeseries.load(path, timeseries_settings())
     values = np.array([np.sin(2 * np.pi * np.arange(140) / 12), np.arange(140) / 200]).T
+    scaled, series = timeseries.load(path, timeseries_settings(target="level", window_inputs="absolute"))
     np.testing.assert_allclose(series.target_scaling.offset, values.mean(axis=0), atol=1e-9)
     np.testing.assert_allclose(series.target_scaling.scale, values.std(axis=0), atol=1e-9)
+    # windows relative to their last value, changes predicted: scaled by the spread of the changes
+    scaled, series = timeseries.load(path, timeseries_settings())
+    np.testing.assert_allclose(series.target_scaling.scale[0], np.diff(values[:, 0]).std(), atol=1e-9)
 
 
 def test_smoothing_uses_only_past_values():
@@ -225,12 +228,69 @@ def test_timeseries_training_reports_model_against_naive_forecasts(tmp_path, cli
     run, summary = trained_run(cli, tmp_path, config)
     forecast = summary["forecast"]
     assert forecast["windows"] == summary["examples"]["test"] and forecast["season"] == 12
-    for name in ("model", "persistence", "seasonal_naive"):
+    for name in ("model", "persistence", "seasonal_naive", "seasonal_naive_trend"):
         assert forecast[name]["rmse"] >= forecast[name]["mae"] > 0
     code, out, _ = cli("eval", run, "--json")
     assert code == 0 and json.loads(out)["metrics"]["loss"] == pytest.approx(summary["test"]["loss"], rel=1e-4)
     code, out, err = cli("train", write_config(tmp_path / "c.yaml", config), "--runs-dir", tmp_path / "runs2")
-    assert code == 0 and "seasonal naive (period 12)" in out, err
+    assert code == 0 and "seasonal naive (12)" in out and "seasonal naive + trend" in out and "step 2" in out, err
+
+
+def write_trend_series(path: Path, steps: int = 400, period: int = 12, noise: float = 0.0) -> Path:
+    """A rising line plus a wave: the test part lies above every value of the training part."""
+    rng = np.random.default_rng(1)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["t", "sales"])
+        for i in range(steps):
+            writer.writerow([i, 0.05 * i + np.sin(2 * np.pi * i / period) + noise * rng.normal()])
+    return path
+
+
+def test_seasonal_naive_plus_trend_by_hand(tmp_path):
+    from dlopt.data import timeseries
+
+    path = write_trend_series(tmp_path / "s.csv")
+    arrays, series = timeseries.load(path, timeseries_settings(target_columns=["sales"], horizon=15, input_width=24))
+    x, y = arrays["test"]
+    forecasts = timeseries.naive_forecasts(x, series, horizon=15, season=12)
+    # a line plus a wave of period 12: the value a season back plus the season's rise is exact
+    assert timeseries.errors(forecasts["seasonal_naive_trend"], y, series)["rmse"] < 1e-4
+    assert timeseries.errors(forecasts["seasonal_naive"], y, series)["rmse"] > 0.5  # misses the rise
+    errors = timeseries.errors(forecasts["persistence"], y, series)
+    assert len(errors["rmse_per_step"]) == 15 and errors["rmse_per_step"][0] < errors["rmse_per_step"][-1]
+
+
+def test_trending_series_forecast_as_change_from_the_last_value(tmp_path, cli):
+    """A linear model (an MLP without hidden layers): predicting levels from scaled windows cannot
+    reach a test part above the training range; predicting the change can, and beats all three
+    naive forecasts. Metrics, test results and --json are in the series' own units."""
+    path = write_trend_series(tmp_path / "s.csv", steps=400, noise=0.05)
+    timeseries = {"time_column": "t", "input_width": 24, "horizon": 3, "season": 12}
+    config = {
+        "seed": 1,
+        "data": {"source": "csv", "path": str(path), "batch_size": 32, "timeseries": timeseries},
+        "model": {"type": "mlp", "layers": []},
+        "optimizer": {"type": "adam", "learning_rate": 0.01},
+        "train": {"epochs": 30, "progress": "none"},
+    }
+    config_file = write_config(tmp_path / "c.yaml", config)
+    code, out, err = cli("train", config_file, "--runs-dir", tmp_path / "runs", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    forecast = result["forecast"]
+    assert forecast["model_beats"] == ["persistence", "seasonal_naive", "seasonal_naive_trend"], forecast
+    assert len(forecast["model_beats_per_step"]) == 3 and forecast["model_beats_per_step"][0] == ["persistence", "seasonal_naive", "seasonal_naive_trend"], forecast
+    # the Keras metrics are computed in the series' units too: the test RMSE is the forecast's
+    assert result["test"]["rmse"] == pytest.approx(forecast["model"]["rmse"], rel=1e-3)
+    # an LSTM's squashing units cannot reach levels above the training range; changes they can
+    rmse = {}
+    for target, inputs in (("level", "absolute"), ("difference", "relative")):
+        sets = ["--set", f"data.timeseries.target={target}", "--set", f"data.timeseries.window_inputs={inputs}", "--set", "model={type: lstm, units: [16]}", "--set", "train.epochs=15"]
+        code, out, err = cli("train", config_file, "--runs-dir", tmp_path / "runs", "--json", *sets)
+        assert code == 0, err
+        rmse[target] = json.loads(out)["forecast"]["model"]["rmse"]
+    assert rmse["level"] > 3 * rmse["difference"], rmse
 
 
 def test_timeseries_transformer_regression(tmp_path, cli):

@@ -157,7 +157,7 @@ def train(config_file, sets, module, name, seed, runs_dir, resume, progress, as_
     with _json_on_failure(as_json):
         summary = run_training(config, Path(runs_dir), command_line(), progress or config.train.progress, resume=resume)
     if as_json:
-        keys = ("run_dir", "status", "best", "final", "test", "epochs_run", "train_seconds", "worker")
+        keys = ("run_dir", "status", "best", "final", "test", "forecast", "epochs_run", "train_seconds", "worker")
         click.echo(json.dumps({k: summary[k] for k in keys if k in summary}))
     elif summary.get("worker"):  # a multi-worker run's other workers: the chief reports and writes
         click.echo(f"{summary['worker']}: training completed; the chief wrote the run folder")

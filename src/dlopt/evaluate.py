@@ -25,9 +25,9 @@ def evaluate(run_dir: Path, split: str = "test", checkpoint: str = "best", views
     else:
         tta.check(views, data.input_shape, data.task, where="--tta")
     loss = build_loss(config.train, data.task, data.label_format)
-    model.compile(loss=loss, metrics=build_metrics(config.train, data.task, data.label_format))
+    model.compile(loss=loss, metrics=build_metrics(config.train, data.task, data.label_format, data.series))
     # the views model gets metric objects of its own
-    with_views, single_view = tta.evaluate(model, data.pipelines[split], views, loss, build_metrics(config.train, data.task, data.label_format))
+    with_views, single_view = tta.evaluate(model, data.pipelines[split], views, loss, build_metrics(config.train, data.task, data.label_format, data.series))
     result = {
         "run_dir": str(run_dir),
         "status": "completed",

@@ -68,10 +68,16 @@ def build_loss(train: TrainConfig, task: str, fmt: str):
     }[loss]()
 
 
-def build_metrics(train: TrainConfig, task: str, fmt: str) -> list:
+def build_metrics(train: TrainConfig, task: str, fmt: str, series=None) -> list:
+    """Keras metrics for the config; for a time series (`series`), errors in the series' own units."""
     import keras
 
     m = keras.metrics
+    if series is not None:
+        from .models.forecasting import IN_UNITS
+
+        scale = series.target_scaling.scale.tolist()
+        return [IN_UNITS[name](scale=scale, name=name) for name in resolve_metrics(train, task)]
     accuracy = {"sparse": m.SparseCategoricalAccuracy, "onehot": m.CategoricalAccuracy, "binary": m.BinaryAccuracy}
     top_k = {"sparse": m.SparseTopKCategoricalAccuracy, "onehot": m.TopKCategoricalAccuracy}
     makers = {

@@ -126,13 +126,20 @@ def results_table(summary: dict) -> Table:
 
 
 def forecast_table(forecast: dict) -> Table:
-    """Time series: the model against the naive forecasts on the same test windows."""
-    table = Table(title=f"test forecasts ({forecast['windows']} windows, original units)", title_justify="left")
-    for column in ("forecast", "rmse", "mae"):
+    """Time series: the model against the naive forecasts on the same test windows, overall and for
+    each step ahead (a few steps when the horizon is long), in the series' own units."""
+    horizon = forecast.get("horizon", 1)
+    steps = list(range(horizon)) if horizon <= 6 else sorted({0, 1, horizon // 4, horizon // 2, 3 * horizon // 4, horizon - 1})
+    table = Table(title=f"test forecasts: RMSE in the series' units ({forecast['windows']} windows)", title_justify="left")
+    for column in ("forecast", "rmse", "mae", *([f"step {s + 1}" for s in steps] if horizon > 1 else [])):
         table.add_column(column, justify="left" if column == "forecast" else "right")
-    for name in ("model", "persistence", "seasonal_naive"):
-        label = f"seasonal naive (period {forecast['season']})" if name == "seasonal_naive" else name
-        table.add_row(label, _num(forecast[name]["rmse"]), _num(forecast[name]["mae"]))
+    labels = {"seasonal_naive": f"seasonal naive ({forecast['season']})", "seasonal_naive_trend": "seasonal naive + trend"}
+    for name in ("model", "persistence", "seasonal_naive", "seasonal_naive_trend"):
+        if name not in forecast:
+            continue
+        row = forecast[name]
+        per_step = [_num(row["rmse_per_step"][s]) for s in steps] if horizon > 1 and "rmse_per_step" in row else []
+        table.add_row(labels.get(name, name), _num(row["rmse"]), _num(row["mae"]), *per_step)
     return table
 
 

@@ -82,7 +82,7 @@ def _compile(config: Config, model, data, optimizer) -> None:
     model.compile(
         optimizer=optimizer,
         loss=build_loss(config.train, data.task, data.label_format),
-        metrics=build_metrics(config.train, data.task, data.label_format),
+        metrics=build_metrics(config.train, data.task, data.label_format, data.series),
         steps_per_execution=config.train.steps_per_execution,
         jit_compile=_jit_compile(config.train.jit_compile),
     )
@@ -316,7 +316,7 @@ def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], p
                     data.pipelines["test"],
                     config.data.tta,
                     build_loss(config.train, data.task, data.label_format),
-                    build_metrics(config.train, data.task, data.label_format),
+                    build_metrics(config.train, data.task, data.label_format, data.series),
                 )
 
         forecast = None

@@ -116,7 +116,15 @@ class TimeseriesConfig(Section):
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(0.15, description="Next part, for validation; the rest is the test part.")
     scale: Literal["standard", "minmax", "none"] = Field("standard", description="Per-column scaling, fitted on the training part only.")
     smoothing: Optional[Annotated[int, Field(gt=1)]] = Field(None, description="Trailing moving average over this many steps before windowing (uses past values only: no leak).")
-    season: PositiveInt = Field(24, description="Period of the seasonal-naive baseline forecast (at most input_width).")
+    season: PositiveInt = Field(24, description="Period of the seasonal-naive baseline forecasts (at most input_width).")
+    target: Literal["difference", "level"] = Field(
+        "difference",
+        description="What the network learns: `difference` the change from each window's last value (added back inside the model, so it still outputs values; a network that outputs zero is the persistence forecast), `level` the values themselves. `difference` keeps a trending series' forecasts within reach when the test part lies outside the training part's range.",
+    )
+    window_inputs: Literal["relative", "absolute"] = Field(
+        "relative",
+        description="`relative`: the network sees each window minus its last value (per column), so a level the training part never reached looks like one it did; `absolute`: the scaled values as they are.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -215,6 +223,10 @@ class ModelBase(Section):
         0.0, description="Dropout rate: after each hidden dense layer (every family), on each recurrent layer's inputs (`lstm`), on attention and feed-forward outputs (`transformer`)."
     )
     batch_norm: bool = Field(False, description="Batch normalisation after each convolution / dense layer, before the activation.")
+    batch_norm_momentum: Union[Literal["auto"], Annotated[float, Field(gt=0, lt=1)]] = Field(
+        "auto",
+        description="Momentum of batch norm's moving mean and variance (what validation and test use). `auto`: 1 - 10 / steps per epoch, within [0.9, 0.99], so the averages span a tenth of an epoch and have settled by the end of the first (Keras' fixed 0.99 leaves them near their initial values for hundreds of steps: validation accuracy 0.2 after 6 epochs of 41 steps).",
+    )
     activation: Activation = Field("relu", description=f"Hidden-layer activation: {', '.join(ACTIVATIONS)}.")
     l1: NonNegativeFloat = Field(0.0, description="L1 penalty on every kernel (weights) of conv and dense layers.")
     l2: NonNegativeFloat = Field(0.0, description="L2 penalty on every kernel of conv and dense layers.")

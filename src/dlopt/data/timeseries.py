@@ -77,8 +77,13 @@ def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
     return out / counts
 
 
-def fit_scaling(train_part: np.ndarray, kind: str) -> Scaling:
-    if kind == "standard":
+def fit_scaling(train_part: np.ndarray, kind: str, changes: bool = False) -> Scaling:
+    """`changes`: standard scaling by the spread of the step-to-step changes instead of the values,
+    for networks that see windows relative to their last value and predict changes: a trending
+    series' changes are small next to its range, and would otherwise all look alike."""
+    if kind == "standard" and changes and len(train_part) > 2:
+        offset, scale = train_part.mean(axis=0), np.diff(train_part, axis=0).std(axis=0)
+    elif kind == "standard":
         offset, scale = train_part.mean(axis=0), train_part.std(axis=0)
     elif kind == "minmax":
         offset, scale = train_part.min(axis=0), train_part.max(axis=0) - train_part.min(axis=0)
@@ -107,7 +112,8 @@ def load(path: Path, settings) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]]
     n_train = int(len(values) * settings.train_fraction)
     n_val = int(len(values) * settings.val_fraction)
     parts = {"train": values[:n_train], "val": values[n_train : n_train + n_val], "test": values[n_train + n_val :]}
-    scaling = fit_scaling(parts["train"], settings.scale)
+    relative = settings.window_inputs == "relative" and settings.target == "difference"
+    scaling = fit_scaling(parts["train"], settings.scale, changes=relative)
     arrays = {}
     for role, part in parts.items():
         x, y = windows(scaling.apply(part), target_index, settings.input_width, settings.horizon, settings.stride)
@@ -119,29 +125,48 @@ def load(path: Path, settings) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]]
     return arrays, Series(target_scaling, target_index, {role: len(part) for role, part in parts.items()}, arrays["test"])
 
 
+NAIVE = ("persistence", "seasonal_naive", "seasonal_naive_trend")
+
+
 def naive_forecasts(x_scaled: np.ndarray, series: Series, horizon: int, season: int) -> dict[str, np.ndarray]:
-    """Persistence (the last value, repeated) and seasonal-naive (the value one season earlier)
-    forecasts for each window, shape (n, horizon, targets), in scaled units."""
+    """Three forecasts from each window alone, shape (n, horizon, targets), in scaled units:
+    persistence (the last value, repeated), seasonal naive (the value one season earlier) and
+    seasonal naive plus trend (that value plus the mean change per step over the last season,
+    for every step between the two)."""
     observed = x_scaled[:, :, series.target_index]
     width = observed.shape[1]
     persistence = np.repeat(observed[:, -1:, :], horizon, axis=1)
     steps = np.arange(horizon)
-    seasonal = observed[:, width + steps - season * (steps // season + 1), :]
-    return {"persistence": persistence, "seasonal_naive": seasonal}
+    seasons_back = steps // season + 1
+    seasonal = observed[:, width + steps - season * seasons_back, :]
+    span = min(season, width - 1)  # the last season, or the whole window when it is one season long
+    change_per_step = (observed[:, -1, :] - observed[:, -1 - span, :]) / max(span, 1)
+    trend = seasonal + (season * seasons_back)[None, :, None] * change_per_step[:, None, :]
+    return {"persistence": persistence, "seasonal_naive": seasonal, "seasonal_naive_trend": trend}
 
 
 def forecast_report(model, series: Series, settings) -> dict:
-    """The model's test RMSE/MAE next to persistence and seasonal-naive forecasts on the same windows."""
+    """The model's test RMSE/MAE next to the naive forecasts on the same windows, overall and per
+    step ahead, in the series' own units."""
     x, y = series.test_windows
     predicted = np.asarray(model.predict(x, batch_size=1024, verbose=0)).reshape(y.shape)
-    report = {"units": "original (scaling undone)", "windows": int(len(x)), "season": settings.season, "model": errors(predicted, y, series)}
+    report = {"units": "the series' own (scaling undone)", "windows": int(len(x)), "horizon": int(y.shape[1]), "season": settings.season, "model": errors(predicted, y, series)}
     for name, forecast in naive_forecasts(x, series, settings.horizon, settings.season).items():
         report[name] = errors(forecast, y, series)
-    report["model_beats"] = [name for name in ("persistence", "seasonal_naive") if report["model"]["rmse"] < report[name]["rmse"]]
+    report["model_beats"] = [name for name in NAIVE if report["model"]["rmse"] < report[name]["rmse"]]
+    report["model_beats_per_step"] = [
+        [name for name in NAIVE if report["model"]["rmse_per_step"][step] < report[name]["rmse_per_step"][step]] for step in range(report["horizon"])
+    ]
     return report
 
 
-def errors(predicted_scaled: np.ndarray, truth_scaled: np.ndarray, series: Series) -> dict[str, float]:
-    """RMSE and MAE in the series' original units, over every window, step and target."""
+def errors(predicted_scaled: np.ndarray, truth_scaled: np.ndarray, series: Series) -> dict:
+    """RMSE and MAE in the series' original units, over every window, step and target, and for each
+    step ahead (over windows and targets)."""
     difference = series.target_scaling.invert(predicted_scaled) - series.target_scaling.invert(truth_scaled)
-    return {"rmse": float(np.sqrt(np.mean(difference**2))), "mae": float(np.mean(np.abs(difference)))}
+    return {
+        "rmse": float(np.sqrt(np.mean(difference**2))),
+        "mae": float(np.mean(np.abs(difference))),
+        "rmse_per_step": np.sqrt(np.mean(difference**2, axis=(0, 2))).tolist(),
+        "mae_per_step": np.mean(np.abs(difference), axis=(0, 2)).tolist(),
+    }

@@ -66,7 +66,7 @@ def dense_stack(x, units_list, model_config, regularizer, prefix: str):
     for i, units in enumerate(units_list):
         x = layers.Dense(units, use_bias=not model_config.batch_norm, kernel_regularizer=regularizer, name=f"{prefix}{i}")(x)
         if model_config.batch_norm:
-            x = layers.BatchNormalization(name=f"{prefix}{i}_bn")(x)
+            x = layers.BatchNormalization(momentum=model_config.batch_norm_momentum, name=f"{prefix}{i}_bn")(x)
         x = layers.Activation(model_config.activation, name=f"{prefix}{i}_act")(x)
         if model_config.dropout:
             x = layers.Dropout(model_config.dropout, name=f"{prefix}{i}_dropout")(x)
@@ -122,7 +122,7 @@ def import_user_module(module: str | None) -> None:
 
 def register_builtins() -> None:
     """Import the built-in families: registers their builders and any layers they save."""
-    from . import backbone, cnn, lstm, mlp, tabular, transformer  # noqa: F401  (importing registers them)
+    from . import backbone, cnn, forecasting, lstm, mlp, tabular, transformer  # noqa: F401  (importing registers them)
 
 
 def check_model_type(model_config) -> None:
@@ -135,12 +135,29 @@ def check_model_type(model_config) -> None:
         raise ConfigError(f"model.type: {exc.args[0]}") from None
 
 
+def batch_norm_momentum(setting, steps_per_epoch: int | None) -> float:
+    """`auto`: moving averages that span a tenth of an epoch, within [0.9, 0.99]."""
+    if setting != "auto":
+        return float(setting)
+    if not steps_per_epoch:
+        return 0.99
+    return min(0.99, max(0.9, 1 - 10 / steps_per_epoch))
+
+
+def with_batch_norm_momentum(model_config, steps_per_epoch: int | None):
+    """The model section with `batch_norm_momentum` resolved to a number, for the builders."""
+    if not hasattr(model_config, "batch_norm_momentum"):  # a custom model's own section
+        return model_config
+    return model_config.model_copy(update={"batch_norm_momentum": batch_norm_momentum(model_config.batch_norm_momentum, steps_per_epoch)})
+
+
 def build(config, data):
     """The full model: raw inputs -> rescale/standardise -> the registered family's network."""
     import keras
 
     check_model_type(config.model)
     builder = MODELS.get(config.model.type)
+    config = config.model_copy(update={"model": with_batch_norm_momentum(config.model, getattr(data, "steps_per_epoch", None))})
     if data.vectorizer is not None:  # text: raw strings in, token ids to the network
         inputs = keras.Input(shape=(), dtype="string", name="inputs")
         body = builder(config.model, InputSpec(tuple(data.input_shape), data.vectorizer.vocabulary_size()), output_spec_for(data))
@@ -152,6 +169,13 @@ def build(config, data):
         features = tabular.encode(inputs, data.table)
         body = builder(config.model, InputSpec(tuple(features.shape[1:])), output_spec_for(data))
         return keras.Model(inputs, body(features), name=config.name)
+    if getattr(data, "series", None) is not None:  # time series: relative windows in, changes out
+        from . import forecasting
+
+        settings = config.data.timeseries
+        body_shape = tuple(data.input_shape)
+        body = builder(config.model, InputSpec(body_shape), output_spec_for(data))
+        return forecasting.wrap(body, body_shape, settings, data.series.target_index, config.name)
     inputs = keras.Input(shape=data.input_shape, name="inputs")
     x = inputs
     pre = config.data.preprocess

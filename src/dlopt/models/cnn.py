@@ -38,7 +38,7 @@ def build_cnn(model_config, input_spec, output_spec):
             if model_config.pool_first and c == block.convs - 1:
                 x = _pool(x, b, block)
             if model_config.batch_norm:
-                x = layers.BatchNormalization(name=f"block{b}_conv{c}_bn")(x)
+                x = layers.BatchNormalization(momentum=model_config.batch_norm_momentum, name=f"block{b}_conv{c}_bn")(x)
             x = layers.Activation(model_config.activation, name=f"block{b}_conv{c}_act")(x)
         if not model_config.pool_first:
             x = _pool(x, b, block)
