@@ -163,9 +163,22 @@ def train(config_file, sets, module, name, seed, runs_dir, resume, progress, as_
         click.echo(f"{summary['worker']}: training completed; the chief wrote the run folder")
     else:
         report.stdout.print(report.results_table(summary))
+        analysis = _read_analysis(summary)
+        if analysis.get("per_class"):
+            report.stdout.print(report.per_class_table(analysis, "test"))
         if summary.get("forecast"):
             report.stdout.print(report.forecast_table(summary["forecast"]))
         report.stdout.print(report.results_footer(summary), soft_wrap=True)
+
+
+def _read_analysis(summary: dict) -> dict:
+    """The test split's analysis that training wrote beside summary.json (empty if none)."""
+    if not summary.get("analysis_file"):
+        return {}
+    try:
+        return json.loads((Path(summary["run_dir"]) / summary["analysis_file"]).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 @main.command(name="eval")
@@ -207,8 +220,12 @@ def evaluate(run_dir, split, checkpoint, views, no_tta, as_json):
         for key, value in result["metrics"].items():
             table.add_row(key, f"{value:.4f}", *([f"{single_view[key]:.4f}"] if single_view else []))
         report.stdout.print(table)
-        if result.get("class_names"):
+        if result.get("per_class"):
+            report.stdout.print(report.per_class_table(result, split))
+        elif result.get("class_names"):
             report.stdout.print(report.wrapped(f"{len(result['class_names'])} classes: {', '.join(result['class_names'])}"), soft_wrap=True)
+        if result.get("plots"):
+            report.stdout.print(report.wrapped(f"plots: {', '.join(str(run_dir / 'plots' / name) for name in result['plots'])}"), soft_wrap=True)
 
 
 @main.command()
@@ -331,6 +348,27 @@ def plot(runs, output, force, feature_maps, image, layer, checkpoint):
         output = folders[0] / "plots" / "curves.png" if len(folders) == 1 else folders[0].parent / "plots" / f"curves-{stamp}.png"
     plot_runs(folders, Path(output))
     click.echo(output)
+
+
+@main.command(name="report")
+@click.argument("run_dir", metavar="RUN")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="HTML file to write [default: RUN/report.html].")
+@click.option("--force", is_flag=True, help="Replace the -o file if it exists.")
+@reports_errors
+def html_report(run_dir, output, force):
+    """One self-contained HTML page of a run: results, per-class report, every plot, the config.
+
+    \b
+    Examples:
+      dlopt report latest
+      dlopt report runs/cnn -o cnn.html
+    """
+    from .analysis.html import write_report
+
+    run_dir = _run(run_dir)
+    if output and Path(output).exists() and not force:
+        raise UsageError(f"-o: {output} already exists; dlopt never overwrites files: choose another path, or add --force")
+    click.echo(write_report(run_dir, Path(output) if output else run_dir / "report.html"))
 
 
 @main.command()

@@ -28,6 +28,9 @@ def evaluate(run_dir: Path, split: str = "test", checkpoint: str = "best", views
     model.compile(loss=loss, metrics=build_metrics(config.train, data.task, data.label_format, data.series))
     # the views model gets metric objects of its own
     with_views, single_view = tta.evaluate(model, data.pipelines[split], views, loss, build_metrics(config.train, data.task, data.label_format, data.series))
+    from .analysis import analyse
+
+    analysis = analyse(model, data, split, run_dir, views)
     result = {
         "run_dir": str(run_dir),
         "status": "completed",
@@ -38,6 +41,7 @@ def evaluate(run_dir: Path, split: str = "test", checkpoint: str = "best", views
         **({"class_names": data.class_names} if data.class_names else {}),
         "metrics": with_views,
         **({"metrics_single_view": single_view, "tta": views} if single_view else {}),
+        **analysis,
         "evaluated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
     }
     runs.write_json(run_dir / "eval" / f"{split}.json", result)

@@ -143,6 +143,28 @@ def forecast_table(forecast: dict) -> Table:
     return table
 
 
+PER_CLASS_ROWS = 20  # more classes: the worst by F1, the rest in eval/<split>.json
+
+
+def per_class_table(analysis: dict, split: str) -> Table:
+    """Precision, recall, F1 and support per class, then macro and weighted averages."""
+    report = analysis["per_class"]
+    classes = report["classes"]
+    title = f"{split}: per class"
+    if len(classes) > PER_CLASS_ROWS:
+        classes = sorted(classes, key=lambda c: c["f1"])[:PER_CLASS_ROWS]
+        title += f" (the {PER_CLASS_ROWS} lowest F1 of {len(report['classes'])}; all in eval/{split}.json)"
+    table = Table(title=title, title_justify="left")
+    for column in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for row in classes:
+        table.add_row(row["class"], _num(row["precision"]), _num(row["recall"]), _num(row["f1"]), f"{row['support']:,}")
+    for name in ("macro", "weighted"):
+        row = report[name]
+        table.add_row(f"[italic]{name} average[/italic]", _num(row["precision"]), _num(row["recall"]), _num(row["f1"]), f"{row['support']:,}", end_section=name == "weighted")
+    return table
+
+
 def results_footer(summary: dict) -> str:
     flops = summary.get("flops_per_example")
     size = summary.get("model_bytes")

@@ -319,6 +319,11 @@ def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], p
                     build_metrics(config.train, data.task, data.label_format, data.series),
                 )
 
+        analysis = None
+        if "test" in data.pipelines:  # per-class report, confusion matrix, mistakes, forecast plots
+            from .analysis import analyse
+
+            analysis = analyse(model, data, "test", run_dir, config.data.tta)
         forecast = None
         if data.series is not None:  # does the model beat the naive forecasts on the same test windows?
             from .data.timeseries import forecast_report
@@ -358,6 +363,9 @@ def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], p
             },
         }
         report.plot_curves({run_dir.name: rows}, run_dir / "plots" / "curves.png", run_dir.name, {run_dir.name: best["epoch"]})
+        if analysis is not None:
+            summary["analysis_file"] = "eval/test.json"
+            runs.write_json(run_dir / "eval" / "test.json", {"run_dir": str(run_dir), "split": "test", "checkpoint": summary["test_checkpoint"], "examples": data.counts["test"], **({"class_names": data.class_names} if data.class_names else {}), "metrics": test, **analysis})
         runs.write_json(run_dir / "summary.json", summary)
         record.finish("completed")
         runs.remove(run_dir / "backup")  # the resume state is only needed until the run completes

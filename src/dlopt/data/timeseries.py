@@ -40,6 +40,7 @@ class Series:
     target_index: list[int]  # target columns' positions among the value columns
     lengths: dict[str, int]  # time steps per part
     test_windows: tuple[np.ndarray, np.ndarray]  # (inputs, targets), scaled
+    season: int = 1  # the seasonal-naive forecasts' period
 
 
 def read_csv(path: Path, settings) -> tuple[list[str], np.ndarray]:
@@ -122,7 +123,7 @@ def load(path: Path, settings) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]]
             raise RunFailed(f"data.timeseries: the {role} part has {len(part)} time steps, fewer than input_width + horizon = {need}; use a longer series or other fractions")
         arrays[role] = (x, y)
     target_scaling = Scaling(scaling.offset[target_index], scaling.scale[target_index])
-    return arrays, Series(target_scaling, target_index, {role: len(part) for role, part in parts.items()}, arrays["test"])
+    return arrays, Series(target_scaling, target_index, {role: len(part) for role, part in parts.items()}, arrays["test"], settings.season)
 
 
 NAIVE = ("persistence", "seasonal_naive", "seasonal_naive_trend")

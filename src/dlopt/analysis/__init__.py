@@ -1,0 +1,27 @@
+"""What a model gets right and wrong on one split, in numbers and pictures: a per-class report and
+confusion matrix, the most confident mistakes, ROC and precision-recall curves for two classes,
+predicted against true values for regression, and the forecast drawn over a time series.
+
+`analyse` runs after training (the test split) and for `dlopt eval`; it reads nothing but the
+model and the split, and writes `RUN/plots/*_<split>.png` (and `eval/<split>_mistakes.csv` for text).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import classification, plots, regression
+from .predictions import predict_split
+
+
+def analyse(model, data, split: str, run_dir: Path, views=()) -> dict:
+    """The split's analysis as a JSON-able dict; plots written into `run_dir/plots/`."""
+    from .. import tta
+
+    folder = run_dir / "plots"
+    found = predict_split(tta.wrap(model, list(views)), data.pipelines[split], data.label_format)
+    if data.series is not None:
+        return {"plots": [plots.save(plots.forecast(model, data.series, data.pipelines, split), folder / f"forecast_{split}.png").name]}
+    if data.task == "regression":
+        return regression.report(found, folder, split)
+    return classification.report(found, data.class_names or [str(i) for i in range(data.num_classes)], folder, split, run_dir / "eval")
