@@ -87,6 +87,17 @@ def test_confusion_matrix_figure_names_classes_and_keeps_the_most_confused():
     assert [t.get_text() for t in small.axes[0].texts] == ["5", "1", "2", "7"]
 
 
+def test_mistakes_figure_shows_each_image_with_true_and_predicted_class():
+    from dlopt.analysis import plots
+
+    found = [{"input": np.full((8, 8, 1), i, dtype=np.float32), "truth": i % 2, "predicted": 1 - i % 2, "probability": 0.9 - i / 10} for i in range(5)]
+    fig = plots.mistakes(found, ["cat", "dog"], "test")
+    shown = [ax for ax in fig.axes if ax.get_images()]
+    assert len(shown) == 5 and shown[0].get_images()[0].get_array().shape == (8, 8)
+    assert shown[0].get_title() == "true cat\npredicted dog (0.90)" and shown[1].get_title() == "true dog\npredicted cat (0.80)"
+    assert fig._suptitle.get_text() == "most confident mistakes (test)"
+
+
 def test_two_classes_add_roc_and_precision_recall(tmp_path):
     from dlopt.analysis import plots
 
