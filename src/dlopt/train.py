@@ -6,6 +6,7 @@ fit (callbacks write into the run) -> test evaluation -> summary.json, plots, ru
 
 from __future__ import annotations
 
+import errno
 import math
 import resource
 import signal
@@ -178,7 +179,7 @@ def best_epoch(rows: list[dict], monitor: str, mode: str) -> dict:
 def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows: list[dict], stopper, restore_dir: Path | None = None) -> tuple[list, object, object, object]:
     import keras
 
-    from .callbacks import Backup, EpochStats, MetricsCSV
+    from .callbacks import AtomicCheckpoint, Backup, EpochStats, MetricsCSV
     from .optim import schedule_callbacks
 
     ckpt = run_dir / "checkpoints"
@@ -195,8 +196,8 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
         stats,  # before the writers: they see its learning_rate and timing
         *schedule_callbacks(config, data.steps_per_epoch),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.ModelCheckpoint(ckpt / "best.keras", monitor=monitor, mode=mode, save_best_only=True, initial_value_threshold=threshold),
-        keras.callbacks.ModelCheckpoint(ckpt / "last.keras"),
+        AtomicCheckpoint(ckpt / "best.keras", monitor=monitor, mode=mode, save_best_only=True, initial_value_threshold=threshold),
+        AtomicCheckpoint(ckpt / "last.keras"),
         keras.callbacks.TensorBoard(run_dir / "tensorboard", histogram_freq=0, write_graph=False, profile_batch=0),
     ]
     stop = config.train.early_stopping
@@ -209,6 +210,20 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
     # the stopper goes last: an interrupt lands after this epoch's backup, checkpoints and rows
     callbacks += [metrics_csv, report.progress_callback(progress, config.train.epochs, data.steps_per_epoch, data.batch_size), stopper]
     return callbacks, metrics_csv, backup, stats
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in str(exc)
+
+
+def _finish(record, status: str, message: str) -> str:
+    """Record the run's end in run.json; when even that cannot be written (a full disk), the text
+    to add to the message on stderr, which then carries the only record."""
+    try:
+        record.finish(status, message)
+        return ""
+    except OSError as exc:
+        return f" (run.json could not be updated: {exc.strerror or exc}; it still says 'running')"
 
 
 def train(config: Config, runs_dir: Path, command: list[str], progress: str = "auto", resume: Path | None = None) -> dict:
@@ -382,16 +397,22 @@ def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], p
                 backup.save_now()  # stopped between steps: keep the state of this moment for --resume
             except Exception:  # e.g. a second Ctrl-C mid-write: the last complete save still stands
                 pass
-        record.finish("interrupted", "interrupted by Ctrl-C or SIGTERM; continue with: dlopt train --resume " + str(run_dir))
+        _finish(record, "interrupted", "interrupted by Ctrl-C or SIGTERM; continue with: dlopt train --resume " + str(run_dir))
         raise _with_run(Interrupted(f"interrupted; resume with: dlopt train --resume {run_dir}"), run_dir) from None
     except RunFailed as exc:
-        record.finish("failed", str(exc))
-        raise _with_run(exc, run_dir)
+        not_recorded = _finish(record, "failed", str(exc))
+        raise _with_run(RunFailed(f"{exc}{not_recorded}") if not_recorded else exc, run_dir)
     except Exception as exc:  # anything else: record it, report one line, keep the traceback in run.json
-        message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-        record.data["traceback"] = traceback.format_exc()
-        record.finish("failed", message)
-        raise _with_run(RunFailed(f"run {run_dir} failed: {message}"), run_dir) from exc
+        if _disk_full(exc):
+            from .callbacks import release_failed_files
+
+            release_failed_files()
+            message = f"no space left on device writing {getattr(exc, 'filename', None) or run_dir}; free some space (or use another --runs-dir), then: dlopt train --resume {run_dir}"
+        else:
+            message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            record.data["traceback"] = traceback.format_exc()
+        not_recorded = _finish(record, "failed", message)
+        raise _with_run(RunFailed(f"run {run_dir} failed: {message}{not_recorded}"), run_dir) from exc
     finally:
         for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)

@@ -47,6 +47,8 @@ def parse_yaml(text: str, source: str) -> tuple[Any, dict[KeyPath, str]]:
         node = loader.get_single_node()
         if node is None:
             return {}, {}
+        if _expanded_size(node) > MAX_VALUES:  # aliases are references until constructed: count first
+            raise ConfigError(f"{source}: the YAML expands to more than {MAX_VALUES:,} values (anchors and aliases): a config needs far fewer")
         data = loader.construct_document(node)
     except yaml.constructor.ConstructorError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
@@ -63,6 +65,25 @@ def parse_yaml(text: str, source: str) -> tuple[Any, dict[KeyPath, str]]:
     lines: dict[KeyPath, str] = {(): f"{source}:{node.start_mark.line + 1}"}
     _collect_lines(node, (), source, lines)
     return data, lines
+
+
+MAX_VALUES = 100_000  # a config has a few hundred; a "billion laughs" of aliases has billions
+
+
+def _expanded_size(node, sizes: dict | None = None) -> int:
+    """Values in the document once every alias is expanded (each shared node counted once per use)."""
+    sizes = {} if sizes is None else sizes
+    if id(node) in sizes:
+        return sizes[id(node)]
+    sizes[id(node)] = MAX_VALUES + 1  # a node that contains itself expands without end
+    if isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(item, sizes) for item in node.value)
+    else:
+        size = 1
+    sizes[id(node)] = min(size, MAX_VALUES + 1)
+    return sizes[id(node)]
 
 
 def _collect_lines(node, path: KeyPath, source: str, lines: dict) -> None:

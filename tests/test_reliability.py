@@ -1,0 +1,104 @@
+"""Nothing lost, whatever happens: a full disk while saving, a YAML alias bomb."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import quadrant_idx_folder, tiny_cnn_config, write_config
+
+DLOPT = [sys.executable, "-m", "dlopt.cli"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB filesystem of its own (tmpfs), unmounted afterwards."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(folder)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_full_disk_fails_the_run_in_one_line_and_leaves_no_temporary_files(tmp_path, small_disk):
+    folder = quadrant_idx_folder(tmp_path / "idx")
+    # 300,000 parameters: weights and Adam's state need about 3.6 MB, more than the disk holds
+    config = tiny_cnn_config(folder, model={"type": "mlp", "layers": [512, 512]}, train={"epochs": 2, "progress": "lines"})
+    path = write_config(tmp_path / "c.yaml", config)
+    result = subprocess.run([*DLOPT, "train", str(path), "--runs-dir", str(small_disk / "runs")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: run ") and "no space left on device writing" in last and "dlopt train --resume" in last
+    (run,) = (small_disk / "runs").iterdir()
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "failed" and "no space left on device" in record["error"]
+    assert [p.name for p in run.rglob(".*")] == []  # no temporary files
+
+
+def test_a_save_that_cannot_fit_keeps_the_previous_checkpoint_and_resume_state(small_disk):
+    import keras
+    import numpy as np
+
+    from dlopt.callbacks import AtomicCheckpoint, Backup
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.ones((8, 4)), np.ones((8, 1)), epochs=1, verbose=0)
+    checkpoint, backup = AtomicCheckpoint(small_disk / "last.keras"), Backup(small_disk / "backup")
+    for callback in (checkpoint, backup):
+        callback.set_model(model)
+    checkpoint.on_epoch_end(0, {"loss": 1.0})
+    backup._current_epoch, backup._last_batch_seen = 1, 0
+    backup._save_model()
+    saved = [w.copy() for w in model.get_weights()]
+    filler = small_disk / "filler"
+    with open(filler, "wb") as handle:  # leave about 100 KB free
+        free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+        handle.write(b"\0" * (free - 100_000))
+    model.set_weights([w + 1 for w in saved])
+    with pytest.raises(OSError, match="No space left on device"):
+        checkpoint.on_epoch_end(1, {"loss": 0.5})
+    with pytest.raises(OSError, match="No space left on device"):
+        backup._save_model()
+    filler.unlink()
+    assert sorted(p.name for p in small_disk.rglob("*")) == ["backup", "last.keras", "latest.weights.h5", "training_metadata.json"]
+    reloaded = keras.models.load_model(small_disk / "last.keras")
+    for a, b in zip(reloaded.get_weights(), saved):
+        np.testing.assert_array_equal(a, b)
+    model.load_weights(small_disk / "backup" / "latest.weights.h5")
+    for a, b in zip(model.get_weights(), saved):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, cli):
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 10):  # 10 levels of 9: 9**10 values once expanded
+        lines.append(f"a{level}: &a{level} [{', '.join([f'*a{level - 1}'] * 9)}]")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\nname: bomb\n")
+    started = time.perf_counter()
+    code, out, err = cli("validate", path)
+    assert time.perf_counter() - started < 1.0
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [f"error: {path}: the YAML expands to more than 100,000 values (anchors and aliases): a config needs far fewer"]
+
+
+def test_anchors_and_aliases_of_a_normal_size_still_work(tmp_path, cli):
+    folder = quadrant_idx_folder(tmp_path / "idx")
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        f"name: anchors\ndata: {{source: idx, path: {folder}}}\n"
+        "model: {type: cnn, blocks: [&block {filters: 4}, *block]}\n"
+    )
+    code, out, err = cli("validate", path)
+    assert code == 0, err
+    assert out.count("filters: 4") == 2
