@@ -102,3 +102,48 @@ def test_anchors_and_aliases_of_a_normal_size_still_work(tmp_path, cli):
     code, out, err = cli("validate", path)
     assert code == 0, err
     assert out.count("filters: 4") == 2
+
+
+def killed_after_two_epochs(tmp_path) -> Path:
+    """A run killed with SIGKILL in its third epoch (of 4)."""
+    import signal
+
+    from test_runs import slow_config, start, wait_for_epochs
+
+    proc = start(slow_config(tmp_path, 4), tmp_path / "runs")
+    run = wait_for_epochs(tmp_path / "runs", 2, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return run
+
+
+def damage(path: Path) -> None:
+    import numpy as np
+
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, path.stat().st_size, dtype=np.uint8).tobytes())
+
+
+def test_a_damaged_resume_state_falls_back_to_the_last_checkpoint(tmp_path):
+    run = killed_after_two_epochs(tmp_path)
+    damage(run / "backup" / "latest.weights.h5")
+    resumed = subprocess.run([*DLOPT, "train", "--resume", str(run), "--json"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    warning = [line for line in resumed.stderr.splitlines() if line.startswith("warning:")]
+    assert warning == [f"warning: {run / 'backup' / 'latest.weights.h5'} is damaged; continuing from last.keras (the state after epoch 2)"]
+    from test_runs import read_rows
+
+    assert [r["epoch"] for r in read_rows(run / "metrics.csv")] == ["1", "2", "3", "4"]  # every epoch once, none from scratch
+    assert json.loads((run / "run.json").read_text())["status"] == "completed"
+    assert json.loads(resumed.stdout)["test"]["accuracy"] > 0.5
+
+
+def test_nothing_loadable_is_a_clear_error_and_the_run_stays_resumable(tmp_path, cli):
+    run = killed_after_two_epochs(tmp_path)
+    damage(run / "backup" / "latest.weights.h5")
+    damage(run / "checkpoints" / "last.keras")
+    before = (run / "run.json").read_text()
+    code, _, err = cli("train", "--resume", run)
+    assert code == 2
+    assert err.strip() == f"error: --resume {run}: {run / 'backup' / 'latest.weights.h5'} is damaged and {run / 'checkpoints' / 'last.keras'} cannot replace it (missing or damaged too); the run is left as it was"
+    assert (run / "run.json").read_text() == before  # not marked failed: fix the files, resume again
+    assert [p.name for p in (run / "backup").iterdir() if p.name.startswith(".")] == []

@@ -138,6 +138,47 @@ def backup_epoch(run_dir: Path) -> int:
         return 0
 
 
+def _weights_readable(path: Path) -> bool:
+    """Whether an HDF5 weights file opens and every array in it reads."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            handle.visititems(lambda name, item: item[()] if isinstance(item, h5py.Dataset) else None)
+        return True
+    except Exception:  # a damaged file raises OSError, KeyError, RuntimeError, ... depending on where
+        return False
+
+
+def repair_resume_state(run_dir: Path) -> str | None:
+    """Before --resume: a damaged resume state is replaced by the newest state that loads,
+    checkpoints/last.keras (weights and optimizer of its last completed epoch); returns the warning
+    to show. When nothing loads, a ConfigError naming the file (the run stays resumable)."""
+    import zipfile
+
+    from .errors import ConfigError
+    from .report import read_metrics
+
+    weights = run_dir / "backup" / "latest.weights.h5"
+    if not weights.exists() or _weights_readable(weights):
+        return None
+    last = run_dir / "checkpoints" / "last.keras"
+    epochs = len(read_metrics(run_dir / "metrics.csv")) if (run_dir / "metrics.csv").exists() else 0
+    extracted = weights.with_name(f".{os.getpid()}.from_last.weights.h5")
+    try:
+        with zipfile.ZipFile(last) as archive, archive.open("model.weights.h5") as source, open(extracted, "wb") as target:
+            target.write(source.read())
+        usable = _weights_readable(extracted)
+    except (OSError, KeyError, zipfile.BadZipFile):
+        usable = False
+    if not usable or epochs == 0:
+        extracted.unlink(missing_ok=True)
+        raise ConfigError(f"--resume {run_dir}: {weights} is damaged and {last} cannot replace it ({'missing or damaged too' if not usable else 'no epoch finished'}); the run is left as it was")
+    os.replace(extracted, weights)
+    write_text_atomic(run_dir / "backup" / "training_metadata.json", json.dumps({"epoch": epochs, "batch": 0}))
+    return f"warning: {weights} is damaged; continuing from {last.name} (the state after epoch {epochs})"
+
+
 def rows_to_resume(run_dir: Path) -> list[dict]:
     """metrics.csv rows of the epochs the saved state includes; later ones will be trained again."""
     from .report import read_metrics

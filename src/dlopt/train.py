@@ -243,6 +243,9 @@ def train(config: Config, runs_dir: Path, command: list[str], progress: str = "a
         earlier_rows = []
     else:
         run_dir = resume
+        repaired = runs.repair_resume_state(run_dir)  # before anything is marked: a state that cannot load leaves the run as it was
+        if repaired:
+            report.stderr.print(repaired, soft_wrap=True)
         record = runs.RunRecord.resume(run_dir, command)
         earlier_rows = runs.rows_to_resume(run_dir)
     return _train_in(config, run_dir, record, earlier_rows, placement, progress, resumed=resume is not None)
