@@ -147,3 +147,42 @@ def test_nothing_loadable_is_a_clear_error_and_the_run_stays_resumable(tmp_path,
     assert err.strip() == f"error: --resume {run}: {run / 'backup' / 'latest.weights.h5'} is damaged and {run / 'checkpoints' / 'last.keras'} cannot replace it (missing or damaged too); the run is left as it was"
     assert (run / "run.json").read_text() == before  # not marked failed: fix the files, resume again
     assert [p.name for p in (run / "backup").iterdir() if p.name.startswith(".")] == []
+
+
+def test_run_json_records_what_reproduces_the_run(tmp_path, cli, monkeypatch):
+    import hashlib
+
+    repo = tmp_path / "project"
+    repo.mkdir()
+    for args in (["init", "-q"], ["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "start"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    monkeypatch.chdir(repo)
+    folder = quadrant_idx_folder(tmp_path / "idx")
+    path = write_config(tmp_path / "c.yaml", tiny_cnn_config(folder, train={"epochs": 1, "progress": "none"}))
+    code, out, err = cli("train", path, "--runs-dir", tmp_path / "runs", "--set", "optimizer.learning_rate=0.02", "--seed", "3", "--json")
+    assert code == 0, err
+    run = Path(json.loads(out)["run_dir"])
+    manifest = json.loads((run / "run.json").read_text())["manifest"]
+    assert manifest["config_sha256"] == hashlib.sha256((run / "config.yaml").read_bytes()).hexdigest()
+    assert manifest["overrides"] == ["--set optimizer.learning_rate=0.02", "--seed 3"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    assert manifest["git"]["commit"] == head and manifest["git"]["dirty"] is False
+    assert manifest["data"]["files"] == 4 and manifest["data"]["bytes"] == sum(p.stat().st_size for p in folder.iterdir())
+    assert manifest["packages"]["tensorflow"] and manifest["packages"]["keras"]
+    assert manifest["machine"]["cores"] == os.cpu_count() and manifest["machine"]["cpu"]
+    # the same settings give the same hash; compare can pick the runs of one config
+    code, out, _ = cli("train", path, "--runs-dir", tmp_path / "runs", "--set", "optimizer.learning_rate=0.02", "--seed", "3", "--json")
+    other = cli("train", path, "--runs-dir", tmp_path / "runs", "--json")[1]
+    same = json.loads((Path(json.loads(out)["run_dir"]) / "run.json").read_text())["manifest"]
+    assert same["config_sha256"] == manifest["config_sha256"]
+    assert json.loads((Path(json.loads(other)["run_dir"]) / "run.json").read_text())["manifest"]["config_sha256"] != manifest["config_sha256"]
+    code, out, _ = cli("compare", tmp_path / "runs", "--config-hash", manifest["config_sha256"][:8], "--json")
+    assert code == 0 and len(json.loads(out)) == 2 and all(r["config_hash"] == manifest["config_sha256"][:12] for r in json.loads(out))
+    # a file that changes changes the fingerprint
+    from dlopt.config import load_config
+    from dlopt.manifest import data_fingerprint
+
+    before = data_fingerprint(load_config(path).data)
+    with open(folder / "train-labels-idx1-ubyte.gz", "ab") as handle:
+        handle.write(b"\0")
+    assert data_fingerprint(load_config(path).data)["listing_sha256"] != before["listing_sha256"]

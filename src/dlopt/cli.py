@@ -233,12 +233,13 @@ def evaluate(run_dir, split, checkpoint, views, no_tta, as_json):
 @click.option("--sort", "sort_by", metavar="COLUMN", help="Sort by a column, e.g. val_accuracy, test_accuracy, train_seconds.")
 @click.option("--asc/--desc", "ascending", default=None, help="Sort order (default: best first: accuracies descending, losses ascending).")
 @click.option("--status", "statuses", multiple=True, type=click.Choice(["completed", "running", "failed", "interrupted", "died"]), help="Only runs with this status (repeatable).")
+@click.option("--config-hash", metavar="PREFIX", help="Only runs whose resolved config has this hash (run.json's manifest.config_sha256, or its start).")
 @click.option("--all", "all_columns", is_flag=True, help="Every column: all differing settings, final train/val metrics, single-view test metrics.")
 @click.option("--columns", "chosen", metavar="A,B,...", help="These columns, in this order (names as in --csv, e.g. name,optimizer.learning_rate,test_accuracy).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of runs (every column).")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (every column).")
 @reports_errors
-def compare(paths, sort_by, ascending, statuses, all_columns, chosen, as_json, as_csv):
+def compare(paths, sort_by, ascending, statuses, config_hash, all_columns, chosen, as_json, as_csv):
     """Table of runs: status, the settings that differ, best and test metrics, time. No TensorFlow needed.
 
     PATHS are run folders or folders of runs (default: runs/). The table fits the terminal: a few
@@ -255,7 +256,7 @@ def compare(paths, sort_by, ascending, statuses, all_columns, chosen, as_json, a
     from . import compare as compare_runs
 
     descending = None if ascending is None else not ascending
-    columns, rows, differing = compare_runs.table([Path(p) for p in paths or ["runs"]], sort_by, tuple(statuses), descending)
+    columns, rows, differing = compare_runs.table([Path(p) for p in paths or ["runs"]], sort_by, tuple(statuses), descending, config_hash)
     if as_json:
         click.echo(json.dumps(rows))
         return

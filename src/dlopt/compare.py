@@ -79,6 +79,7 @@ def load_run(path: Path) -> dict:
     except (OSError, yaml.YAMLError):
         config = {}
     row = {"run": path.name, "status": status_of(record), "path": str(path)}
+    config_sha = (record.get("manifest") or {}).get("config_sha256")
     if not summary:  # a run that never finished shows what it logged last
         rows = _last_rows(path)
         monitor = (config.get("checkpoint") or {}).get("monitor")
@@ -103,6 +104,7 @@ def load_run(path: Path) -> dict:
         row[f"test_single_view_{key}"] = value
     row["epochs"] = summary.get("epochs_run") or _count_epochs(path / "metrics.csv")
     row["train_seconds"] = summary.get("train_seconds")
+    row["config_hash"] = config_sha[:12] if config_sha else None
     row["_params"] = {k: v for k, v in _flatten(config).items() if k != "name"}
     return row
 
@@ -115,18 +117,21 @@ def _count_epochs(path: Path):
         return None
 
 
-def table(paths: list[Path], sort: str | None = None, status: tuple[str, ...] = (), descending: bool | None = None) -> tuple[list[str], list[dict], list[str]]:
-    """Column names, rows (dicts) and the config keys that differ, for the runs under `paths`."""
+def table(paths: list[Path], sort: str | None = None, status: tuple[str, ...] = (), descending: bool | None = None, config_hash: str | None = None) -> tuple[list[str], list[dict], list[str]]:
+    """Column names, rows (dicts) and the config keys that differ, for the runs under `paths`
+    (only those with `status`, and whose resolved config's hash starts with `config_hash`)."""
     rows = [load_run(p) for p in find_runs(paths)]
     if status:
         rows = [r for r in rows if r["status"] in status]
+    if config_hash:
+        rows = [r for r in rows if (r["config_hash"] or "").startswith(config_hash[:12])]
     keys = sorted({k for r in rows for k in r["_params"]})
     differing = [k for k in keys if len({json.dumps(r["_params"].get(k), sort_keys=True) for r in rows}) > 1]
     for row in rows:
         params = row.pop("_params")
         row.update({k: params.get(k) for k in differing})
-    metric_columns = list(dict.fromkeys(k for r in rows for k in r if k not in ("run", "status", "path", "epochs", "train_seconds", *differing)))
-    columns = ["run", "status", *differing, *metric_columns, "epochs", "train_seconds"]
+    metric_columns = list(dict.fromkeys(k for r in rows for k in r if k not in ("run", "status", "path", "epochs", "train_seconds", "config_hash", *differing)))
+    columns = ["run", "status", *differing, *metric_columns, "epochs", "train_seconds", "config_hash"]
     names = short_names([row["run"] for row in rows], drop_shared=True)
     for row, name in zip(rows, names):
         row["name"] = name

@@ -238,8 +238,13 @@ def train(config: Config, runs_dir: Path, command: list[str], progress: str = "a
         return _train_as_worker(config, runs_dir, command, placement, resume)
     if resume is None:
         run_dir = runs.create(runs_dir, config.name)
-        runs.write_text_atomic(run_dir / "config.yaml", dump_config(config))
+        config_text = dump_config(config)
+        runs.write_text_atomic(run_dir / "config.yaml", config_text)
         record = runs.RunRecord(run_dir, config.seed, command)
+        from .manifest import manifest
+
+        record.data["manifest"] = manifest(config, config_text, command)
+        record.save()
         earlier_rows = []
     else:
         run_dir = resume
