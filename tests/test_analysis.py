@@ -150,13 +150,9 @@ def test_regression_plots_predicted_against_true(tmp_path, cli, regression_npz):
 
 
 def test_text_mistakes_are_a_table(tmp_path, cli):
-    from test_sequences import sentences, text_config
+    from test_sequences import text_config, write_reviews_folder
 
-    texts = tmp_path / "texts"
-    for split, rows in (("train", sentences(30, seed=1)), ("test", sentences(20, seed=2))):
-        for i, (text, label) in enumerate(rows):
-            (texts / split / label).mkdir(parents=True, exist_ok=True)
-            (texts / split / label / f"{i}.txt").write_text(text)
+    texts = write_reviews_folder(tmp_path / "texts", train=30, test=20)
     config = {**text_config("text_folder", texts, {"type": "lstm", "units": [4], "embedding_dim": 4}), "train": {"epochs": 1, "progress": "none"}}
     code, out, err = cli("train", write_config(tmp_path / "c.yaml", config), "--runs-dir", tmp_path / "runs", "--json")
     assert code == 0, err

@@ -128,13 +128,9 @@ def test_predict_rejects_wrong_inputs_in_one_line(run, cli, tmp_path, make, mess
 
 
 def test_predict_text_lines(tmp_path, cli):
-    from test_sequences import text_config, trained_run, sentences
+    from test_sequences import text_config, trained_run, write_reviews_folder
 
-    folder = tmp_path / "reviews"
-    for split, rows in (("train", sentences(60, seed=1)), ("test", sentences(24, seed=2))):
-        for i, (text, label) in enumerate(rows):
-            (folder / split / label).mkdir(parents=True, exist_ok=True)
-            (folder / split / label / f"{i}.txt").write_text(text)
+    folder = write_reviews_folder(tmp_path / "reviews")
     model = {"type": "transformer", "width": 16, "heads": 2, "ff_width": 32, "depth": 1}
     run, summary = trained_run(cli, tmp_path, text_config("text_folder", folder, model, splits={"train": "train", "test": "test"}))
     lines = tmp_path / "new.txt"

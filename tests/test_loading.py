@@ -14,7 +14,7 @@ import pytest
 
 from conftest import quadrant_idx_folder, tiny_cnn_config, train_once
 from test_own_data import penguin_like_csv, table_config
-from test_sequences import sentences, text_config
+from test_sequences import text_config, write_reviews_folder
 
 
 def _train(config: dict, folder: Path) -> Path:
@@ -37,11 +37,7 @@ def family_runs(tmp_path_factory) -> dict[str, Path]:
     runs["cnn_fine_tuned"] = _train(tuned, tmp / "tuned")
     mlp = tiny_cnn_config(images, model={"type": "mlp", "layers": [8]}, train={"epochs": 1, "progress": "none"})
     runs["mlp"] = _train(mlp, tmp / "mlp")
-    texts = tmp / "texts"
-    for split, rows in (("train", sentences(40, seed=1)), ("test", sentences(12, seed=2))):
-        for i, (text, label) in enumerate(rows):
-            (texts / split / label).mkdir(parents=True, exist_ok=True)
-            (texts / split / label / f"{i}.txt").write_text(text)
+    texts = write_reviews_folder(tmp / "texts", train=40, test=12)
     transformer = {"type": "transformer", "width": 8, "heads": 2, "ff_width": 16, "depth": 1, "pooling": "first"}
     runs["transformer"] = _train({**text_config("text_folder", texts, transformer), "train": {"epochs": 1, "progress": "none"}, "schedule": {"type": "constant", "warmup_epochs": 0.5}}, tmp / "transformer")
     lstm = {"type": "lstm", "units": [8], "embedding_dim": 8}

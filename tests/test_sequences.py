@@ -40,15 +40,19 @@ def reviews_csv(tmp_path) -> Path:
     return path
 
 
-@pytest.fixture
-def reviews_folder(tmp_path) -> Path:
-    root = tmp_path / "reviews"
-    for split, rows in (("train", sentences(60, seed=1)), ("test", sentences(24, seed=2))):
+def write_reviews_folder(root: Path, train: int = 60, test: int = 24) -> Path:
+    """`root/<split>/<pos|neg>/<i>.txt`: short reviews as text files, one folder per class."""
+    for split, rows in (("train", sentences(train, seed=1)), ("test", sentences(test, seed=2))):
         for i, (text, label) in enumerate(rows):
             folder = root / split / label
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{i}.txt").write_text(text)
     return root
+
+
+@pytest.fixture
+def reviews_folder(tmp_path) -> Path:
+    return write_reviews_folder(tmp_path / "reviews")
 
 
 def text_config(source: str, path: Path, model: dict, **data) -> dict:
