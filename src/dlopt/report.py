@@ -157,8 +157,10 @@ def per_class_table(analysis: dict, split: str) -> Table:
     table = Table(title=title, title_justify="left")
     for column in ("class", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")
+    from rich.markup import escape
+
     for row in classes:
-        table.add_row(row["class"], _num(row["precision"]), _num(row["recall"]), _num(row["f1"]), f"{row['support']:,}")
+        table.add_row(escape(row["class"]), _num(row["precision"]), _num(row["recall"]), _num(row["f1"]), f"{row['support']:,}")
     for name in ("macro", "weighted"):
         row = report[name]
         table.add_row(f"[italic]{name} average[/italic]", _num(row["precision"]), _num(row["recall"]), _num(row["f1"]), f"{row['support']:,}", end_section=name == "weighted")
