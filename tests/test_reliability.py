@@ -126,6 +126,7 @@ def damage(path: Path) -> None:
 def test_a_damaged_resume_state_falls_back_to_the_last_checkpoint(tmp_path):
     run = killed_after_two_epochs(tmp_path)
     damage(run / "backup" / "latest.weights.h5")
+    (run / "backup" / ".99999999.tmp.weights.h5").write_bytes(b"half a save")  # what a kill mid-save leaves
     resumed = subprocess.run([*DLOPT, "train", "--resume", str(run), "--json"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     warning = [line for line in resumed.stderr.splitlines() if line.startswith("warning:")]
@@ -135,6 +136,7 @@ def test_a_damaged_resume_state_falls_back_to_the_last_checkpoint(tmp_path):
     assert [r["epoch"] for r in read_rows(run / "metrics.csv")] == ["1", "2", "3", "4"]  # every epoch once, none from scratch
     assert json.loads((run / "run.json").read_text())["status"] == "completed"
     assert json.loads(resumed.stdout)["test"]["accuracy"] > 0.5
+    assert [p.name for p in run.rglob(".*")] == []  # the stale temporary file is gone
 
 
 def test_nothing_loadable_is_a_clear_error_and_the_run_stays_resumable(tmp_path, cli):

@@ -150,6 +150,23 @@ def _weights_readable(path: Path) -> bool:
         return False
 
 
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Half-written temporary files a killed process left (`.<name>.<pid>.tmp...`, `.<pid>.tmp...`)."""
+    for folder in (run_dir, run_dir / "backup", run_dir / "checkpoints", run_dir / "eval"):
+        if folder.is_dir():
+            for path in folder.glob(".*tmp*"):
+                if path.is_file() and not pid_alive(_temporary_pid(path.name)):
+                    path.unlink(missing_ok=True)
+
+
+def _temporary_pid(name: str):
+    """The process id in a temporary file's name (None when it has none: then it is stale too)."""
+    import re
+
+    found = re.search(r"\.(\d+)\.(?:tmp|from_last)", name)
+    return int(found.group(1)) if found else None
+
+
 def repair_resume_state(run_dir: Path) -> str | None:
     """Before --resume: a damaged resume state is replaced by the newest state that loads,
     checkpoints/last.keras (weights and optimizer of its last completed epoch); returns the warning
@@ -159,6 +176,7 @@ def repair_resume_state(run_dir: Path) -> str | None:
     from .errors import ConfigError
     from .report import read_metrics
 
+    remove_stale_temporaries(run_dir)
     weights = run_dir / "backup" / "latest.weights.h5"
     if not weights.exists() or _weights_readable(weights):
         return None
