@@ -188,3 +188,32 @@ def test_run_json_records_what_reproduces_the_run(tmp_path, cli, monkeypatch):
     with open(folder / "train-labels-idx1-ubyte.gz", "ab") as handle:
         handle.write(b"\0")
     assert data_fingerprint(load_config(path).data)["listing_sha256"] != before["listing_sha256"]
+
+
+def test_a_completed_run_trains_further_from_its_last_state(tmp_path, cli):
+    folder = quadrant_idx_folder(tmp_path / "idx")
+    path = write_config(tmp_path / "c.yaml", tiny_cnn_config(folder, train={"epochs": 2, "progress": "none"}))
+    code, out, err = cli("train", path, "--runs-dir", tmp_path / "runs", "--json")
+    assert code == 0, err
+    run = Path(json.loads(out)["run_dir"])
+    first = json.loads((run / "summary.json").read_text())
+    code, _, err = cli("train", "--resume", run)
+    assert code == 2 and "--set train.epochs=N with N > 2" in err
+    code, _, err = cli("train", "--resume", run, "--set", "train.epochs=2")
+    assert code == 2 and "already trained 2 epochs" in err
+    code, out, err = cli("train", "--resume", run, "--set", "train.epochs=4", "--json")
+    assert code == 0, err
+    assert f"continuing {run} from epoch 2 (checkpoints/last.keras) to 4" in err
+    from test_runs import read_rows
+
+    rows = read_rows(run / "metrics.csv")
+    assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"]
+    # the weights and the optimizer went on from epoch 2: no restart from a fresh model
+    assert float(rows[2]["loss"]) < float(rows[0]["loss"])
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["epochs_run"] == 4 and json.loads((run / "summary.2-epochs.json").read_text()) == first
+    assert (run / "eval" / "test.2-epochs.json").exists() and (run / "eval" / "test.json").exists()
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "completed" and record["resumed"][-1]["previous_status"] == "completed"
+    assert "epochs: 4" in (run / "config.yaml").read_text()
+    assert not (run / "backup").exists()

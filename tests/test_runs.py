@@ -216,8 +216,10 @@ def test_signal_marks_interrupted_and_resume_finishes(tmp_path, cli, sig):
 
 def test_resume_refuses_extra_settings(tmp_path, cli):
     run = fake_run(tmp_path, "r", 1e-3, status="interrupted")
-    code, _, err = cli("train", "--resume", run, "--set", "train.epochs=9")
+    code, _, err = cli("train", "--resume", run, "--set", "optimizer.learning_rate=0.1")
     assert code == 2 and "--resume continues a run with its saved config" in err
+    code, _, err = cli("train", "--resume", run, "--set", "train.epochs=9")
+    assert code == 2 and "--set train.epochs is for training a completed run further" in err
 
 
 def test_data_error_fails_the_run_with_one_line(tmp_path, cli):

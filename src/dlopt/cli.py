@@ -136,17 +136,22 @@ def train(config_file, sets, module, name, seed, runs_dir, resume, progress, as_
       dlopt train configs/cnn_mnist.yaml --set optimizer.learning_rate=3e-4 --set train.epochs=5
       for lr in 3e-3 1e-3; do dlopt train cfg.yaml --set optimizer.learning_rate=$lr --json; done
       dlopt train --resume runs/cnn_mnist-20260101-120000
+      dlopt train --resume runs/cnn_mnist-20260101-120000 --set train.epochs=30   # a completed run, further
     """
     from .config import load_config
 
     if resume:
-        if config_file or sets or module or name or seed is not None:
-            raise UsageError("--resume continues a run with its saved config; give no CONFIG_FILE, --set, --module, --name or --seed")
+        more_epochs = [s for s in sets if s.replace(" ", "").startswith("train.epochs=")]
+        if config_file or len(more_epochs) != len(sets) or module or name or seed is not None:
+            raise UsageError("--resume continues a run with its saved config; give no CONFIG_FILE, --module, --name or --seed, and no --set but train.epochs=N (a completed run, trained further)")
         from .runs import check_resumable
 
         resume = _run(resume)
-        check_resumable(resume)
-        config = load_config(resume / "config.yaml")
+        requested = more_epochs[-1].split("=", 1)[1].strip() if more_epochs else None
+        if requested is not None and not requested.isdigit():
+            load_config(resume / "config.yaml", more_epochs)  # names the mistake in the value
+        check_resumable(resume, int(requested) if requested is not None else None)  # before the config: what the run's state allows
+        config = load_config(resume / "config.yaml", more_epochs)
     elif not config_file:
         raise UsageError("give a CONFIG_FILE to train, or --resume RUN")
     else:

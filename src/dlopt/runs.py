@@ -167,34 +167,65 @@ def _temporary_pid(name: str):
     return int(found.group(1)) if found else None
 
 
+def completed_epochs(run_dir: Path) -> int:
+    from .report import read_metrics
+
+    return len(read_metrics(run_dir / "metrics.csv")) if (run_dir / "metrics.csv").exists() else 0
+
+
+def state_from_last_checkpoint(run_dir: Path) -> bool:
+    """Make checkpoints/last.keras (weights and optimizer state after the last completed epoch) the
+    resume state; False if it is missing or does not load."""
+    import zipfile
+
+    weights = run_dir / "backup" / "latest.weights.h5"
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    extracted = weights.with_name(f".{os.getpid()}.from_last.weights.h5")
+    try:
+        with zipfile.ZipFile(run_dir / "checkpoints" / "last.keras") as archive, archive.open("model.weights.h5") as source, open(extracted, "wb") as target:
+            target.write(source.read())
+        usable = _weights_readable(extracted)
+    except (OSError, KeyError, zipfile.BadZipFile):
+        usable = False
+    epochs = completed_epochs(run_dir)
+    if not usable or epochs == 0:
+        extracted.unlink(missing_ok=True)
+        return False
+    os.replace(extracted, weights)
+    write_text_atomic(run_dir / "backup" / "training_metadata.json", json.dumps({"epoch": epochs, "batch": 0}))
+    return True
+
+
+def continue_completed(run_dir: Path, config_text: str) -> int:
+    """A completed run trained further: its summary and test analysis are kept under the number of
+    epochs they describe, the config saved with its new `train.epochs`, the state taken from
+    last.keras. Returns the epochs already trained."""
+    from .errors import ConfigError
+
+    done = completed_epochs(run_dir)
+    if not state_from_last_checkpoint(run_dir):
+        raise ConfigError(f"--resume {run_dir}: checkpoints/last.keras does not load; the run is left as it was")
+    for name in ("summary.json", "eval/test.json"):
+        if (run_dir / name).exists():
+            os.replace(run_dir / name, run_dir / name.replace(".json", f".{done}-epochs.json"))
+    write_text_atomic(run_dir / "config.yaml", config_text)
+    return done
+
+
 def repair_resume_state(run_dir: Path) -> str | None:
     """Before --resume: a damaged resume state is replaced by the newest state that loads,
     checkpoints/last.keras (weights and optimizer of its last completed epoch); returns the warning
     to show. When nothing loads, a ConfigError naming the file (the run stays resumable)."""
-    import zipfile
-
     from .errors import ConfigError
-    from .report import read_metrics
 
     remove_stale_temporaries(run_dir)
     weights = run_dir / "backup" / "latest.weights.h5"
     if not weights.exists() or _weights_readable(weights):
         return None
     last = run_dir / "checkpoints" / "last.keras"
-    epochs = len(read_metrics(run_dir / "metrics.csv")) if (run_dir / "metrics.csv").exists() else 0
-    extracted = weights.with_name(f".{os.getpid()}.from_last.weights.h5")
-    try:
-        with zipfile.ZipFile(last) as archive, archive.open("model.weights.h5") as source, open(extracted, "wb") as target:
-            target.write(source.read())
-        usable = _weights_readable(extracted)
-    except (OSError, KeyError, zipfile.BadZipFile):
-        usable = False
-    if not usable or epochs == 0:
-        extracted.unlink(missing_ok=True)
-        raise ConfigError(f"--resume {run_dir}: {weights} is damaged and {last} cannot replace it ({'missing or damaged too' if not usable else 'no epoch finished'}); the run is left as it was")
-    os.replace(extracted, weights)
-    write_text_atomic(run_dir / "backup" / "training_metadata.json", json.dumps({"epoch": epochs, "batch": 0}))
-    return f"warning: {weights} is damaged; continuing from {last.name} (the state after epoch {epochs})"
+    if not state_from_last_checkpoint(run_dir):
+        raise ConfigError(f"--resume {run_dir}: {weights} is damaged and {last} cannot replace it (missing or damaged too); the run is left as it was")
+    return f"warning: {weights} is damaged; continuing from {last.name} (the state after epoch {completed_epochs(run_dir)})"
 
 
 def rows_to_resume(run_dir: Path) -> list[dict]:
@@ -207,8 +238,9 @@ def rows_to_resume(run_dir: Path) -> list[dict]:
     return [row for row in rows if row["epoch"] <= done]
 
 
-def check_resumable(run_dir: Path) -> None:
-    """Config error unless `run_dir` is a run that stopped before completing."""
+def check_resumable(run_dir: Path, epochs: int | None = None) -> None:
+    """Config error unless `run_dir` is a run that stopped before completing, or a completed run
+    to train further (`epochs`: its new total, more than it ran)."""
     from .errors import ConfigError
 
     if not (run_dir / "run.json").exists() or not (run_dir / "config.yaml").exists():
@@ -216,9 +248,17 @@ def check_resumable(run_dir: Path) -> None:
     record = read_json(run_dir / "run.json")
     status = record.get("status")
     if status == "completed":
-        raise ConfigError(f"--resume {run_dir}: the run already completed")
+        done = completed_epochs(run_dir)
+        if epochs is None:
+            raise ConfigError(f"--resume {run_dir}: the run already completed ({done} epochs); to train it further: --set train.epochs=N with N > {done}")
+        if epochs <= done:
+            raise ConfigError(f"--resume {run_dir}: --set train.epochs={epochs}: the run already trained {done} epochs; give more")
+        if not (run_dir / "checkpoints" / "last.keras").exists():
+            raise ConfigError(f"--resume {run_dir}: no checkpoints/last.keras to continue from")
     if status == "running" and record.get("host") == socket.gethostname() and pid_alive(record.get("pid")):
         raise ConfigError(f"--resume {run_dir}: the run is still running (pid {record.get('pid')})")
+    if status != "completed" and epochs is not None:
+        raise ConfigError(f"--resume {run_dir}: --set train.epochs is for training a completed run further; this one ({status}) resumes with its saved config")
 
 
 def pid_alive(pid) -> bool:

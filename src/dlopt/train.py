@@ -248,6 +248,9 @@ def train(config: Config, runs_dir: Path, command: list[str], progress: str = "a
         earlier_rows = []
     else:
         run_dir = resume
+        if runs.read_json(run_dir / "run.json").get("status") == "completed":  # trained further: more epochs
+            done = runs.continue_completed(run_dir, dump_config(config))
+            report.stderr.print(f"continuing {run_dir} from epoch {done} (checkpoints/last.keras) to {config.train.epochs}; the schedule runs over the new total", soft_wrap=True)
         repaired = runs.repair_resume_state(run_dir)  # before anything is marked: a state that cannot load leaves the run as it was
         if repaired:
             report.stderr.print(repaired, soft_wrap=True)
