@@ -178,12 +178,9 @@ def train(config_file, sets, module, name, seed, runs_dir, resume, progress, as_
 
 def _read_analysis(summary: dict) -> dict:
     """The test split's analysis that training wrote beside summary.json (empty if none)."""
-    if not summary.get("analysis_file"):
-        return {}
-    try:
-        return json.loads((Path(summary["run_dir"]) / summary["analysis_file"]).read_text())
-    except (OSError, ValueError):
-        return {}
+    from .runs import read_json_if_any
+
+    return read_json_if_any(Path(summary["run_dir"]) / summary["analysis_file"]) if summary.get("analysis_file") else {}
 
 
 @main.command(name="eval")

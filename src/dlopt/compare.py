@@ -16,7 +16,7 @@ import yaml
 
 from .errors import ConfigError
 from .registry import did_you_mean
-from .runs import pid_alive, shared_config_name, short_names
+from .runs import pid_alive, read_json_if_any, shared_config_name, short_names
 
 try:  # the C loader reads a hundred configs in a blink; the pure-Python one is the fallback
     _SafeLoader = yaml.CSafeLoader
@@ -35,13 +35,6 @@ def find_runs(paths: list[Path]) -> list[Path]:
         else:
             raise ConfigError(f"{path}: no such run or folder of runs")
     return list(dict.fromkeys(found))
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def _flatten(value, prefix="") -> dict:
@@ -72,8 +65,8 @@ def _last_rows(path: Path) -> list[dict]:
 
 
 def load_run(path: Path) -> dict:
-    record = _read_json(path / "run.json")
-    summary = _read_json(path / "summary.json")
+    record = read_json_if_any(path / "run.json")
+    summary = read_json_if_any(path / "summary.json")
     try:
         config = yaml.load((path / "config.yaml").read_text(), Loader=_SafeLoader) or {}
     except (OSError, yaml.YAMLError):

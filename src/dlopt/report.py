@@ -109,19 +109,29 @@ def progress_callback(mode: str, epochs: int, steps_per_epoch: int, batch_size: 
     return ProgressBar() if mode == "bar" else EpochLines()
 
 
-def results_table(summary: dict) -> Table:
-    """Each metric: final train value, validation at the best epoch and at the end, and test."""
+def results_rows(summary: dict) -> tuple[list[str], list[list]]:
+    """(columns, rows) of the results: each metric's final train value, validation at the best
+    epoch and at the end, and test (with and without test-time augmentation when it was on)."""
     best = summary.get("best", {})
-    table = Table(title=f"{summary['name']}: {summary['status']}", title_justify="left")
     single_view = summary.get("test_single_view")  # set when test-time augmentation averaged views
     columns = ["metric", "train", f"val (best, epoch {best.get('epoch')})", "val (final)"] + (["test (tta)", "test (1 view)"] if single_view else ["test"])
-    for column in columns:
-        table.add_column(column, justify="left" if column == "metric" else "right")
     final, at_best, test = summary.get("final", {}), summary.get("best_epoch_metrics", {}), summary.get("test") or {}
     skip = ("learning_rate", "epoch_seconds", "samples_per_second", "epoch")
-    for name in [k for k in final if k not in skip and not k.startswith("val_")]:
-        cells = [_num(final.get(name)), _num(at_best.get(f"val_{name}")), _num(final.get(f"val_{name}")), _num(test.get(name))]
-        table.add_row(name, *cells, *([_num(single_view.get(name))] if single_view else []))
+    rows = [
+        [name, final.get(name), at_best.get(f"val_{name}"), final.get(f"val_{name}"), test.get(name), *([single_view.get(name)] if single_view else [])]
+        for name in final
+        if name not in skip and not name.startswith("val_")
+    ]
+    return columns, rows
+
+
+def results_table(summary: dict) -> Table:
+    table = Table(title=f"{summary['name']}: {summary['status']}", title_justify="left")
+    columns, rows = results_rows(summary)
+    for column in columns:
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for name, *values in rows:
+        table.add_row(name, *(_num(v) for v in values))
     return table
 
 

@@ -130,6 +130,14 @@ def read_json(path: Path):
         return json.load(handle)
 
 
+def read_json_if_any(path: Path) -> dict:
+    """A run file that may be missing or half-read (a run still going): {} then."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def backup_epoch(run_dir: Path) -> int:
     """Epochs finished in the saved `--resume` state (0: none saved, start from the beginning)."""
     try:
@@ -161,8 +169,6 @@ def remove_stale_temporaries(run_dir: Path) -> None:
 
 def _temporary_pid(name: str):
     """The process id in a temporary file's name (None when it has none: then it is stale too)."""
-    import re
-
     found = re.search(r"\.(\d+)\.(?:tmp|from_last)", name)
     return int(found.group(1)) if found else None
 

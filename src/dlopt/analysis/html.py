@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
+
+from ..report import results_rows
+from ..runs import read_json_if_any
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
@@ -16,13 +18,6 @@ th, td { padding: 0.25em 0.8em; border-bottom: 1px solid #eee; text-align: right
 th { background: #f5f5f5; } img { max-width: 100%; border: 1px solid #eee; margin: 0.4em 0; }
 pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 """
-
-
-def _read(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def _number(value) -> str:
@@ -40,12 +35,7 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 
 def _results(summary: dict) -> str:
-    final, at_best, test = summary.get("final", {}), summary.get("best_epoch_metrics", {}), summary.get("test") or {}
-    skip = ("learning_rate", "epoch_seconds", "samples_per_second", "epoch")
-    names = [k for k in final if k not in skip and not k.startswith("val_")]
-    best = summary.get("best", {})
-    rows = [[name, final.get(name), at_best.get(f"val_{name}"), final.get(f"val_{name}"), test.get(name)] for name in names]
-    return _table(["metric", "train", f"val (best, epoch {best.get('epoch')})", "val (final)", "test"], rows)
+    return _table(*results_rows(summary))
 
 
 def _per_class(analysis: dict) -> str:
@@ -81,8 +71,8 @@ def _plots(folder: Path) -> str:
 
 def write_report(run_dir: Path, output: Path) -> Path:
     """The run's page at `output`, written under a temporary name and renamed into place."""
-    summary, record = _read(run_dir / "summary.json"), _read(run_dir / "run.json")
-    analysis = _read(run_dir / "eval" / "test.json")
+    summary, record = read_json_if_any(run_dir / "summary.json"), read_json_if_any(run_dir / "run.json")
+    analysis = read_json_if_any(run_dir / "eval" / "test.json")
     config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").exists() else ""
     status = record.get("status", summary.get("status", "unknown"))
     meta = [f"status: {status}"]
