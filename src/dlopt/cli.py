@@ -58,7 +58,7 @@ def _overrides(sets, module=None, **named) -> list:
         overrides.append((f"model.module={module}", f"--module {module}"))
     for key, value in named.items():
         if value is not None:
-            overrides.append((f"{key}={value}", f"--{key} {value}"))
+            overrides.append((f"{key}={value}", f"--{key.rsplit('.', 1)[-1]} {value}"))
     return overrides
 
 
@@ -120,14 +120,15 @@ def validate(config_file, sets, module):
 @main.command()
 @click.argument("config_file", required=False, type=click.Path(dir_okay=False))
 @config_options
-@click.option("--name", help="Run name (sets the config's `name`).")
+@click.option("--name", help="Run name (sets the config's `name`); `auto`: the config's name and the --set overrides, e.g. cnn_mnist-optimizer.learning_rate=3e-4.")
 @click.option("--seed", type=int, help="Random seed (sets the config's `seed`).")
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False), help="Folder that holds run folders.")
+@click.option("--skip-if-done", is_flag=True, help="If RUNS_DIR holds a completed run of the same resolved config, print its result and exit 0 (for re-running shell loops).")
 @click.option("--resume", "resume", metavar="RUN", help="Continue an interrupted or killed run from its last saved state (a run folder, a unique prefix of its name, or `latest`).")
 @click.option("--progress", type=PROGRESS, default=None, help="Progress display (default: the config's train.progress).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the run folder, status and metrics.")
 @reports_errors
-def train(config_file, sets, module, name, seed, runs_dir, resume, progress, as_json):
+def train(config_file, sets, module, name, seed, runs_dir, skip_if_done, resume, progress, as_json):
     """Train the model CONFIG_FILE describes; write everything under RUNS_DIR/<name>-<time>/.
 
     \b
@@ -135,6 +136,7 @@ def train(config_file, sets, module, name, seed, runs_dir, resume, progress, as_
       dlopt train configs/cnn_mnist.yaml
       dlopt train configs/cnn_mnist.yaml --set optimizer.learning_rate=3e-4 --set train.epochs=5
       for lr in 3e-3 1e-3; do dlopt train cfg.yaml --set optimizer.learning_rate=$lr --json; done
+      for lr in 3e-3 1e-3; do dlopt train cfg.yaml --set optimizer.learning_rate=$lr --name auto --skip-if-done; done
       dlopt train --resume runs/cnn_mnist-20260101-120000
       dlopt train --resume runs/cnn_mnist-20260101-120000 --set train.epochs=30   # a completed run, further
     """
@@ -155,12 +157,27 @@ def train(config_file, sets, module, name, seed, runs_dir, resume, progress, as_
     elif not config_file:
         raise UsageError("give a CONFIG_FILE to train, or --resume RUN")
     else:
-        config = load_config(config_file, _overrides(sets, module, name=name, seed=seed))
+        config = load_config(config_file, _overrides(sets, module, name=None if name == "auto" else name, seed=seed))
+        if name == "auto":
+            from .runs import auto_name
+
+            config.name = auto_name(config.name, sets)
     from . import report
     from .train import train as run_training
 
-    with _json_on_failure(as_json):
-        summary = run_training(config, Path(runs_dir), command_line(), progress or config.train.progress, resume=resume)
+    done = None
+    if skip_if_done and not resume:
+        from .config import dump_config
+        from .runs import completed_run_of
+
+        done = completed_run_of(Path(runs_dir), dump_config(config))
+    if done is not None:
+        summary = done
+        if not as_json:
+            report.stderr.print(f"already done: {summary['run_dir']} (the same resolved config, completed); not trained again", soft_wrap=True)
+    else:
+        with _json_on_failure(as_json):
+            summary = run_training(config, Path(runs_dir), command_line(), progress or config.train.progress, resume=resume)
     if as_json:
         keys = ("run_dir", "status", "best", "final", "test", "forecast", "epochs_run", "train_seconds", "worker")
         click.echo(json.dumps({k: summary[k] for k in keys if k in summary}))
@@ -181,6 +198,55 @@ def _read_analysis(summary: dict) -> dict:
     from .runs import read_json_if_any
 
     return read_json_if_any(Path(summary["run_dir"]) / summary["analysis_file"]) if summary.get("analysis_file") else {}
+
+
+@main.command()
+@click.argument("config_file", type=click.Path(dir_okay=False))
+@config_options
+@click.option("--study", "study_name", metavar="NAME", help="Study name, and its folder under RUNS_DIR [default: <config name>-tune]. The same name continues (or joins) the study.")
+@click.option("--storage", metavar="URL", help="Optuna storage shared by workers: postgresql://user:pw@host/db, mysql://..., sqlite:///FILE or journal:FILE [default: RUNS_DIR/<study>/study.db].")
+@click.option("--trials", type=click.IntRange(min=1), help="Trials of the whole study (sets search.trials).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds after which this worker starts no new trial (sets search.timeout).")
+@click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False), help="Folder that holds the study folder.")
+@click.option("--progress", type=PROGRESS, default=None, help="Each trial's progress display (default: the config's train.progress).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: best trial, counts, best.yaml, plots.")
+@reports_errors
+def tune(config_file, sets, module, study_name, storage, trials, timeout, runs_dir, progress, as_json):
+    """Search the config's `search:` ranges with Optuna; every trial is a run folder in the study's folder.
+
+    Start the same command in several terminals, or on several machines with one --storage, and
+    they work on one study together; run it again to continue the study.
+
+    \b
+    Examples:
+      dlopt tune configs/tune_digits.yaml
+      dlopt tune configs/tune_digits.yaml --trials 40          # continue up to 40 trials
+      dlopt tune cfg.yaml --storage postgresql://me:pw@db-host/studies --study lr-search
+      dlopt compare runs/cnn_digits-tune                       # the trials, sampled keys as columns
+      dlopt train runs/cnn_digits-tune/best.yaml
+    """
+    from .search.spec import load_search
+    from .search.study import tune as run_tune
+
+    search = load_search(config_file, _overrides(sets, module, **{"search.trials": trials, "search.timeout": timeout}))
+    with _json_on_failure(as_json):
+        result = run_tune(search, Path(runs_dir), command_line(), study_name, storage, progress or search.base.train.progress)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    from . import report
+
+    counts = ", ".join(f"{n} {state}" for state, n in result["trials"].items())
+    report.stdout.print(f"study {result['study']}: {counts}", soft_wrap=True)
+    best = result["best"]
+    if best:
+        from .search.trial import describe
+
+        report.stdout.print(report.wrapped(f"best: trial {best['trial']}, {result['metric']} {best['value']:.4f} ({describe(best['params'])})"), soft_wrap=True)
+        report.stdout.print(f"  run: {best['run_dir']}\n  train it: dlopt train {result['best_yaml']}", soft_wrap=True)
+    report.stdout.print(f"  all trials: dlopt compare {result['study_dir']}", soft_wrap=True)
+    for plot in result["plots"]:
+        report.stdout.print(f"  plot: {plot}", soft_wrap=True)
 
 
 @main.command(name="eval")
@@ -234,7 +300,7 @@ def evaluate(run_dir, split, checkpoint, views, no_tta, as_json):
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.option("--sort", "sort_by", metavar="COLUMN", help="Sort by a column, e.g. val_accuracy, test_accuracy, train_seconds.")
 @click.option("--asc/--desc", "ascending", default=None, help="Sort order (default: best first: accuracies descending, losses ascending).")
-@click.option("--status", "statuses", multiple=True, type=click.Choice(["completed", "running", "failed", "interrupted", "died"]), help="Only runs with this status (repeatable).")
+@click.option("--status", "statuses", multiple=True, type=click.Choice(["completed", "pruned", "running", "failed", "interrupted", "died"]), help="Only runs with this status (repeatable).")
 @click.option("--config-hash", metavar="PREFIX", help="Only runs whose resolved config has this hash (run.json's manifest.config_sha256, or its start).")
 @click.option("--all", "all_columns", is_flag=True, help="Every column: all differing settings, final train/val metrics, single-view test metrics.")
 @click.option("--columns", "chosen", metavar="A,B,...", help="These columns, in this order (names as in --csv, e.g. name,optimizer.learning_rate,test_accuracy).")

@@ -99,6 +99,10 @@ def load_run(path: Path) -> dict:
     row["train_seconds"] = summary.get("train_seconds")
     row["config_hash"] = config_sha[:12] if config_sha else None
     row["_params"] = {k: v for k, v in _flatten(config).items() if k != "name"}
+    search = record.get("search") or {}
+    if search:  # a search's trial: its number, and the keys it sampled shown first
+        row["trial"] = search.get("trial")
+        row["sampled"] = list(search.get("params") or {})
     return row
 
 
@@ -120,11 +124,14 @@ def table(paths: list[Path], sort: str | None = None, status: tuple[str, ...] = 
         rows = [r for r in rows if (r["config_hash"] or "").startswith(config_hash[:12])]
     keys = sorted({k for r in rows for k in r["_params"]})
     differing = [k for k in keys if len({json.dumps(r["_params"].get(k), sort_keys=True) for r in rows}) > 1]
+    searched = list(dict.fromkeys(k for r in rows for k in r.get("sampled", [])))
+    # a study's sampled keys lead, even where every trial drew the same value
+    differing = [k for k in searched if k in keys] + [k for k in differing if k not in searched]
     for row in rows:
         params = row.pop("_params")
         row.update({k: params.get(k) for k in differing})
-    metric_columns = list(dict.fromkeys(k for r in rows for k in r if k not in ("run", "status", "path", "epochs", "train_seconds", "config_hash", *differing)))
-    columns = ["run", "status", *differing, *metric_columns, "epochs", "train_seconds", "config_hash"]
+    metric_columns = list(dict.fromkeys(k for r in rows for k in r if k not in ("run", "trial", "sampled", "status", "path", "epochs", "train_seconds", "config_hash", *differing)))
+    columns = ["run", *(["trial"] if searched else []), "status", *differing, *metric_columns, "epochs", "train_seconds", "config_hash"]
     names = short_names([row["run"] for row in rows], drop_shared=True)
     for row, name in zip(rows, names):
         row["name"] = name
@@ -181,7 +188,8 @@ def default_columns(columns: list[str], differing: list[str], rows: list[dict], 
     fixed = ["name", "status", *best, *test, "train_seconds"]
     used = 1 + sum(_width(c, rows, fixed) for c in fixed)
     keys = []
-    for key in sorted(differing, key=lambda k: _key_rank(k, rows)):
+    searched = [k for k in differing if any(k in r.get("sampled", ()) for r in rows)]
+    for key in searched + sorted((k for k in differing if k not in searched), key=lambda k: _key_rank(k, rows)):  # a study's sampled keys first
         need = _width(key, rows, fixed + keys + [key], KEY_WIDTH)
         if used + need > width:
             break

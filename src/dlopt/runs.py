@@ -62,6 +62,30 @@ def create(runs_dir: Path, name: str) -> Path:
     raise RuntimeError(f"cannot create a run folder for {name} in {runs_dir}")
 
 
+def auto_name(name: str, sets) -> str:
+    """`--name auto`: the config's name and its --set overrides, made safe for a folder name:
+    cnn_mnist-optimizer.learning_rate=3e-4."""
+    parts = [name] + [re.sub(r"[^A-Za-z0-9_.=+-]+", "_", option.replace(" ", "")).strip("_") for option in sets]
+    return "-".join(part for part in parts if part)[:200]
+
+
+def completed_run_of(runs_dir: Path, config_text: str) -> dict | None:
+    """summary.json of a completed run in `runs_dir` whose resolved config is `config_text`
+    (its hash as run.json's manifest records it), the newest if several."""
+    from .manifest import config_hash
+
+    wanted = config_hash(config_text)
+    if not runs_dir.is_dir():
+        return None
+    for folder in sorted(runs_dir.iterdir(), key=lambda p: p.name, reverse=True):
+        record = read_json_if_any(folder / "run.json")
+        if record.get("status") == "completed" and (record.get("manifest") or {}).get("config_sha256") == wanted:
+            summary = read_json_if_any(folder / "summary.json")
+            if summary:
+                return {**summary, "run_dir": str(folder)}
+    return None
+
+
 def remove(path: Path) -> None:
     """Delete a folder (or a file) if it is there."""
     if Path(path).is_dir():
@@ -244,6 +268,9 @@ def rows_to_resume(run_dir: Path) -> list[dict]:
     return [row for row in rows if row["epoch"] <= done]
 
 
+FINISHED = ("completed", "pruned")  # ended on purpose: --resume trains them further, with more epochs
+
+
 def check_resumable(run_dir: Path, epochs: int | None = None) -> None:
     """Config error unless `run_dir` is a run that stopped before completing, or a completed run
     to train further (`epochs`: its new total, more than it ran)."""
@@ -253,17 +280,17 @@ def check_resumable(run_dir: Path, epochs: int | None = None) -> None:
         raise ConfigError(f"--resume {run_dir}: not a dlopt run folder (no run.json / config.yaml)")
     record = read_json(run_dir / "run.json")
     status = record.get("status")
-    if status == "completed":
+    if status in FINISHED:
         done = completed_epochs(run_dir)
         if epochs is None:
-            raise ConfigError(f"--resume {run_dir}: the run already completed ({done} epochs); to train it further: --set train.epochs=N with N > {done}")
+            raise ConfigError(f"--resume {run_dir}: the run already {'completed' if status == 'completed' else 'ended (pruned by its search)'} ({done} epochs); to train it further: --set train.epochs=N with N > {done}")
         if epochs <= done:
             raise ConfigError(f"--resume {run_dir}: --set train.epochs={epochs}: the run already trained {done} epochs; give more")
         if not (run_dir / "checkpoints" / "last.keras").exists():
             raise ConfigError(f"--resume {run_dir}: no checkpoints/last.keras to continue from")
     if status == "running" and record.get("host") == socket.gethostname() and pid_alive(record.get("pid")):
         raise ConfigError(f"--resume {run_dir}: the run is still running (pid {record.get('pid')})")
-    if status != "completed" and epochs is not None:
+    if status not in FINISHED and epochs is not None:
         raise ConfigError(f"--resume {run_dir}: --set train.epochs is for training a completed run further; this one ({status}) resumes with its saved config")
 
 

@@ -44,11 +44,13 @@ def preflight(config: Config) -> None:
         backbone.application(config.model.name)
 
 
-def _check_monitors(config: Config, data) -> None:
+def _check_monitors(config: Config, data, trial=None) -> None:
     """A misspelt monitor would silently never save a best checkpoint: refuse it up front."""
     names = ["loss"] + resolve_metrics(config.train, data.task)
     known = set(names) | {f"val_{n}" for n in names} | {"learning_rate"}
     watched = {"checkpoint.monitor": config.checkpoint.monitor}
+    if trial is not None:
+        watched["search.metric"] = trial.metric
     if config.train.early_stopping:
         watched["train.early_stopping.monitor"] = config.train.early_stopping.monitor
     if config.schedule.type == "plateau":
@@ -176,7 +178,7 @@ def best_epoch(rows: list[dict], monitor: str, mode: str) -> dict:
     return {"epoch": epoch, "monitor": monitor, "value": value}
 
 
-def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows: list[dict], stopper, restore_dir: Path | None = None) -> tuple[list, object, object, object]:
+def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows: list[dict], stopper, restore_dir: Path | None = None, trial=None) -> tuple[list, object, object, object]:
     import keras
 
     from .callbacks import AtomicCheckpoint, Backup, EpochStats, MetricsCSV
@@ -207,8 +209,11 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
                 monitor=stop.monitor, patience=stop.patience, min_delta=stop.min_delta, mode=monitor_mode(stop.monitor, stop.mode), restore_best_weights=stop.restore_best_weights
             )
         )
+    callbacks += [metrics_csv, report.progress_callback(progress, config.train.epochs, data.steps_per_epoch, data.batch_size)]
+    if trial is not None:  # a search's trial reports each epoch, after its row is written, and may be pruned
+        callbacks.append(trial.callback())
     # the stopper goes last: an interrupt lands after this epoch's backup, checkpoints and rows
-    callbacks += [metrics_csv, report.progress_callback(progress, config.train.epochs, data.steps_per_epoch, data.batch_size), stopper]
+    callbacks.append(stopper)
     return callbacks, metrics_csv, backup, stats
 
 
@@ -226,8 +231,11 @@ def _finish(record, status: str, message: str) -> str:
         return f" (run.json could not be updated: {exc.strerror or exc}; it still says 'running')"
 
 
-def train(config: Config, runs_dir: Path, command: list[str], progress: str = "auto", resume: Path | None = None) -> dict:
-    """Run one training (or resume one); return summary.json's content. Raises DloptError on failure."""
+def train(config: Config, runs_dir: Path, command: list[str], progress: str = "auto", resume: Path | None = None, trial=None) -> dict:
+    """Run one training (or resume one); return summary.json's content. Raises DloptError on failure.
+
+    `trial`: a search's trial (dlopt.search.trial.TrialRun): names the run folder, adds its study,
+    number and sampled values to run.json, and may prune the run after an epoch."""
     runtime.before_tensorflow(config.train)
     import keras
 
@@ -237,26 +245,31 @@ def train(config: Config, runs_dir: Path, command: list[str], progress: str = "a
     if not placement.is_chief:  # a multi-worker run's other workers train alongside, writing to scratch
         return _train_as_worker(config, runs_dir, command, placement, resume)
     if resume is None:
-        run_dir = runs.create(runs_dir, config.name)
+        run_dir = runs.create(runs_dir, trial.run_name if trial else config.name)
         config_text = dump_config(config)
         runs.write_text_atomic(run_dir / "config.yaml", config_text)
         record = runs.RunRecord(run_dir, config.seed, command)
         from .manifest import manifest
 
         record.data["manifest"] = manifest(config, config_text, command)
+        if trial is not None:
+            record.data["search"] = trial.started(run_dir)
         record.save()
         earlier_rows = []
     else:
         run_dir = resume
-        if runs.read_json(run_dir / "run.json").get("status") == "completed":  # trained further: more epochs
+        if runs.read_json(run_dir / "run.json").get("status") in runs.FINISHED:  # trained further: more epochs
             done = runs.continue_completed(run_dir, dump_config(config))
             report.stderr.print(f"continuing {run_dir} from epoch {done} (checkpoints/last.keras) to {config.train.epochs}; the schedule runs over the new total", soft_wrap=True)
         repaired = runs.repair_resume_state(run_dir)  # before anything is marked: a state that cannot load leaves the run as it was
         if repaired:
             report.stderr.print(repaired, soft_wrap=True)
         record = runs.RunRecord.resume(run_dir, command)
+        if trial is not None:  # a search's trial run again, from where its worker died
+            record.data["search"] = trial.started(run_dir)
+            record.save()
         earlier_rows = runs.rows_to_resume(run_dir)
-    return _train_in(config, run_dir, record, earlier_rows, placement, progress, resumed=resume is not None)
+    return _train_in(config, run_dir, record, earlier_rows, placement, progress, resumed=resume is not None, trial=trial)
 
 
 class _ScratchRecord:
@@ -284,7 +297,7 @@ def _train_as_worker(config: Config, runs_dir: Path, command: list[str], placeme
     return {**summary, "run_dir": None, "worker": placement.task}
 
 
-def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], placement, progress: str, resumed: bool, restore_dir: Path | None = None) -> dict:
+def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], placement, progress: str, resumed: bool, restore_dir: Path | None = None, trial=None) -> dict:
     import keras
 
     resume = run_dir if resumed else None
@@ -303,10 +316,10 @@ def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], p
         config = distribute.scaled(config, placement.replicas)  # global batch and learning rate
         data = data_module.build(config)
         model, model_facts = _build_model(config, data, placement)
-        _check_monitors(config, data)
+        _check_monitors(config, data, trial)
         if placement.name == "multi_worker":
             distribute.prepare_multi_worker_fit(model, data.pipelines["train"], placement.strategy)
-        callbacks, metrics_csv, backup, stats = _callbacks(config, run_dir, data, progress, earlier_rows, stopper, restore_dir)
+        callbacks, metrics_csv, backup, stats = _callbacks(config, run_dir, data, progress, earlier_rows, stopper, restore_dir, trial)
 
         verb = "resuming" if resume else "run"
         where = [f"{placement.replicas} replicas ({placement.name}, global batch {data.batch_size})"] if placement.replicas > 1 else []
@@ -326,6 +339,7 @@ def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], p
         if not rows or not all(math.isfinite(row.get("loss", math.nan)) for row in rows):
             bad = next((row["epoch"] for row in rows if not math.isfinite(row.get("loss", math.nan))), len(rows) + 1)
             raise RunFailed(f"loss became NaN or infinite in epoch {bad}; lower optimizer.learning_rate or set optimizer.clipnorm")
+        pruned = trial.pruned if trial is not None else None  # a pruned trial ends here: no test evaluation
 
         best_path = run_dir / "checkpoints" / "best.keras"
         if config.checkpoint.evaluate == "best" and best_path.exists():
@@ -335,7 +349,7 @@ def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], p
                 warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
                 model.load_weights(best_path)
         test = test_single_view = None
-        if "test" in data.pipelines:
+        if "test" in data.pipelines and not pruned:
             with placement.strategy.scope():  # the views model shares the (possibly mirrored) layers
                 test, test_single_view = tta.evaluate(
                     model,
@@ -346,12 +360,12 @@ def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], p
                 )
 
         analysis = None
-        if "test" in data.pipelines:  # per-class report, confusion matrix, mistakes, forecast plots
+        if "test" in data.pipelines and not pruned:  # per-class report, confusion matrix, mistakes, forecast plots
             from .analysis import analyse
 
             analysis = analyse(model, data, "test", run_dir, config.data.tta)
         forecast = None
-        if data.series is not None:  # does the model beat the naive forecasts on the same test windows?
+        if data.series is not None and not pruned:  # does the model beat the naive forecasts on the same test windows?
             from .data.timeseries import forecast_report
 
             forecast = forecast_report(model, data.series, config.data.timeseries)
@@ -359,7 +373,8 @@ def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], p
         summary = {
             "name": config.name,
             "run_dir": str(run_dir),
-            "status": "completed",
+            "status": "pruned" if pruned else "completed",
+            **({"pruned": pruned} if pruned else {}),
             "best": best,
             "best_epoch_metrics": next((row for row in rows if row["epoch"] == best["epoch"]), {}),
             "final": {k: v for k, v in rows[-1].items() if k != "epoch"},
@@ -393,7 +408,7 @@ def _train_in(config: Config, run_dir: Path, record, earlier_rows: list[dict], p
             summary["analysis_file"] = "eval/test.json"
             runs.write_json(run_dir / "eval" / "test.json", {"run_dir": str(run_dir), "split": "test", "checkpoint": summary["test_checkpoint"], "examples": data.counts["test"], **({"class_names": data.class_names} if data.class_names else {}), "metrics": test, **analysis})
         runs.write_json(run_dir / "summary.json", summary)
-        record.finish("completed")
+        record.finish("pruned", pruned) if pruned else record.finish("completed")
         runs.remove(run_dir / "backup")  # the resume state is only needed until the run completes
         return summary
     except ConfigError:

@@ -228,7 +228,7 @@ def _clean_path(loc: tuple, data: Any) -> KeyPath:
     return tuple(path)
 
 
-def _describe(error: dict) -> tuple[str, tuple]:
+def describe_error(error: dict) -> tuple[str, tuple]:
     """One error's message (what was expected, what was received) and any extra path element."""
     kind, ctx, received = error["type"], error.get("ctx") or {}, error.get("input")
     if kind == "dlopt_field":
@@ -258,40 +258,77 @@ def _where(path: KeyPath, lines: dict, fallback: str) -> str:
     return fallback
 
 
-def validate(data: dict, lines: dict, source: str) -> Config:
-    """The typed config, or one ConfigError listing every mistake, a line each with its file:line."""
+def validate(data: dict, lines: dict, source: str, schema=Config, prefix: KeyPath = ()):
+    """The typed config (or the `schema` section found at `prefix`), or one ConfigError listing
+    every mistake, a line each with its file:line."""
     try:
-        return Config.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as exc:
-        found: dict[tuple, str] = {}
-        for error in exc.errors(include_url=False):
-            message, extra = _describe(error)
-            path = _clean_path(error["loc"], data) + extra
-            # a value that fits no member of a union: the first member's complaint is enough
-            found.setdefault(path, f"{_where(path, lines, source)}: {format_path(path)}: {message}")
-        raise ConfigError("\n".join(found.values())) from None
+        raise ConfigError("\n".join(error_lines(exc, data, lines, source, prefix))) from None
 
 
-def load_config(path: str | Path, overrides: Iterable = ()) -> Config:
-    """The validated config from a YAML file, its `extends:` chain and `--set` overrides.
+def error_lines(exc: ValidationError, data: Any, lines: dict, source: str, prefix: KeyPath = ()) -> list[str]:
+    """One 'file:line: key.path: what was expected' per mistake."""
+    found: dict[tuple, str] = {}
+    for error in exc.errors(include_url=False):
+        message, extra = describe_error(error)
+        path = prefix + _clean_path(error["loc"], data) + extra
+        # a value that fits no member of a union: the first member's complaint is enough
+        found.setdefault(path, f"{_where(path, lines, source)}: {format_path(path)}: {message}")
+    return list(found.values())
 
-    An override is 'key=value', or ('key=value', 'label for errors') for options like `--name`.
+
+def read_with_overrides(path: str | Path, overrides: Iterable = ()) -> tuple[dict, dict, Any]:
+    """The file (and its `extends:` chain) with `--set` overrides applied, not yet validated:
+    (config data, key path -> 'source:line', the `search:` section or None).
+
+    An override is 'key=value', or ('key=value', 'label for errors') for options like `--name`;
+    `search.*` overrides go to the search section, which `dlopt tune` reads and training ignores.
     """
-    path = Path(path)
-    data, lines = read_file(path)
+    data, lines = read_file(Path(path))
+    search = data.pop("search", None)
+    data, lines = apply_overrides(data, lines, [o for o in overrides if not _option(o)[0].lstrip().startswith("search.")])
+    for option in overrides:
+        option, label = _option(option)
+        if option.lstrip().startswith("search."):
+            holder = {"search": search if isinstance(search, dict) else {}}
+            apply_override(holder, lines, option, label)
+            search = holder["search"]
+    return data, lines, search
+
+
+def _option(option) -> tuple[str, str | None]:
+    return (option, None) if isinstance(option, str) else option
+
+
+def apply_overrides(data: dict, lines: dict, overrides: Iterable) -> tuple[dict, dict]:
+    """Copies of `data` and `lines` with the overrides applied (a changed `type:` drops the old
+    type's keys)."""
+    data, lines = copy.deepcopy(data), dict(lines)
     retyped = set()
     for option in overrides:
-        option, label = (option, None) if isinstance(option, str) else option
-        section = apply_override(data, lines, option, label)
+        section = apply_override(data, lines, *_option(option))
         if section is not None:
             retyped.add(section)
     if retyped:
         dropped = _drop_old_type_keys(data, lines, retyped)
         if dropped:
             print(f"note: {', '.join(dropped)} dropped: the new type does not take {'it' if len(dropped) == 1 else 'them'}", file=sys.stderr)
+    return data, lines
+
+
+def config_from(data: dict, lines: dict, path: str | Path) -> Config:
+    """The validated config of data read from `path` (relative data paths resolved beside it)."""
+    path = Path(path)
     config = validate(data, lines, str(path))
     _resolve_paths(config, path.parent, _where(("data", "package"), lines, str(path)))
     return config
+
+
+def load_config(path: str | Path, overrides: Iterable = ()) -> Config:
+    """The validated config from a YAML file, its `extends:` chain and `--set` overrides."""
+    data, lines, _ = read_with_overrides(path, overrides)
+    return config_from(data, lines, path)
 
 
 def package_folder(package: str, where: str) -> Path:

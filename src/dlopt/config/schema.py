@@ -608,11 +608,11 @@ class DistributeConfig(Section):
 
 # ----------------------------------------------------------------------------------------- root
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")  # safe in a folder name and a shell word
 
 
 class Config(Section):
-    name: str = Field("run", description="Run name: the run folder is `runs/<name>-<timestamp>`. Letters, digits, `_`, `-`, `.`.")
+    name: str = Field("run", description="Run name: the run folder is `runs/<name>-<timestamp>`. Letters, digits, `_`, `-`, `.`, `=`, `+`.")
     seed: int = Field(42, description="Seeds Python, NumPy and TensorFlow.")
     data: DataConfig = Field(..., description="Where the examples come from and how they are batched.")
     model: ModelConfig = Field(..., description="Which model to build and its hyper-parameters.")
@@ -643,5 +643,5 @@ class Config(Section):
     @classmethod
     def _safe_name(cls, name: str) -> str:
         if not NAME_PATTERN.match(name) or ".." in name:
-            raise ValueError(f"expected letters, digits, '_', '-' or '.' (no path separators), got {name!r}")
+            raise ValueError(f"expected letters, digits, '_', '-', '.', '=' or '+' (no path separators), got {name!r}")
         return name

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,6 +152,11 @@ def with_batch_norm_momentum(model_config, steps_per_epoch: int | None):
     return model_config.model_copy(update={"batch_norm_momentum": batch_norm_momentum(model_config.batch_norm_momentum, steps_per_epoch)})
 
 
+def model_name(run_name: str) -> str:
+    """The Keras model's name: the run's, where TensorFlow's name scopes allow ('=' and '+' not)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", run_name)
+
+
 def build(config, data):
     """The full model: raw inputs -> rescale/standardise -> the registered family's network."""
     import keras
@@ -158,24 +164,25 @@ def build(config, data):
     check_model_type(config.model)
     builder = MODELS.get(config.model.type)
     config = config.model_copy(update={"model": with_batch_norm_momentum(config.model, getattr(data, "steps_per_epoch", None))})
+    name = model_name(config.name)
     if data.vectorizer is not None:  # text: raw strings in, token ids to the network
         inputs = keras.Input(shape=(), dtype="string", name="inputs")
         body = builder(config.model, InputSpec(tuple(data.input_shape), data.vectorizer.vocabulary_size()), output_spec_for(data))
-        return keras.Model(inputs, body(data.vectorizer(inputs)), name=config.name)
+        return keras.Model(inputs, body(data.vectorizer(inputs)), name=name)
     if getattr(data, "table", None) is not None:  # tables: raw columns in, one feature vector to the network
         from . import tabular
 
         inputs = tabular.table_inputs(data.table)
         features = tabular.encode(inputs, data.table)
         body = builder(config.model, InputSpec(tuple(features.shape[1:])), output_spec_for(data))
-        return keras.Model(inputs, body(features), name=config.name)
+        return keras.Model(inputs, body(features), name=name)
     if getattr(data, "series", None) is not None:  # time series: relative windows in, changes out
         from . import forecasting
 
         settings = config.data.timeseries
         body_shape = tuple(data.input_shape)
         body = builder(config.model, InputSpec(body_shape), output_spec_for(data))
-        return forecasting.wrap(body, body_shape, settings, data.series.target_index, config.name)
+        return forecasting.wrap(body, body_shape, settings, data.series.target_index, name)
     inputs = keras.Input(shape=data.input_shape, name="inputs")
     x = inputs
     pre = config.data.preprocess
@@ -188,4 +195,4 @@ def build(config, data):
     body = builder(config.model, InputSpec(tuple(data.input_shape)), output_spec_for(data))
     if not isinstance(body, keras.Model):
         raise ConfigError(f"model.type: builder '{config.model.type}' returned {type(body).__name__}, expected a keras.Model")
-    return keras.Model(inputs, body(x), name=config.name)
+    return keras.Model(inputs, body(x), name=name)

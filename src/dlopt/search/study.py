@@ -1,0 +1,272 @@
+"""A search worker: open (or join, or continue) the study, run trials until the study has its
+trials, and keep the study folder's best.yaml and plots up to date.
+
+Start the same command in several terminals, or on several machines with one `--storage`, and
+the workers share one study: Optuna's storage hands each its next trial.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+from .. import report, runs
+from ..config import dump_config
+from ..errors import ConfigError, RunFailed
+from .spec import Choices, IntRange, Search, choice_label
+from .storage import default_url, open_storage, shown
+from .trial import TrialRun, describe, sample, values_of
+
+
+def study_folder(runs_dir: Path, name: str) -> Path:
+    return runs_dir / name
+
+
+def tune(search: Search, runs_dir: Path, command: list[str], study_name: str | None = None, storage_url: str | None = None, progress: str = "lines") -> dict:
+    """Run trials of the study as this worker; return the study's summary (best trial, counts)."""
+    import optuna
+
+    from ..config.schema import NAME_PATTERN
+
+    name = study_name or f"{search.base.name}-tune"
+    if not NAME_PATTERN.match(name) or ".." in name:
+        raise ConfigError(f"--study {name!r}: expected letters, digits, '_', '-' or '.' (it names a folder)")
+    study_dir = study_folder(runs_dir, name)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    url = storage_url or default_url(study_dir)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # dlopt prints one line per trial itself, never a traceback
+    with _optuna_warnings_as_lines():
+        storage = open_storage(url, search.spec.heartbeat_seconds, search.spec.retries)
+    study = optuna.create_study(study_name=name, storage=storage, direction=search.direction(), load_if_exists=True, sampler=_sampler(search, storage, name), pruner=_pruner(search))
+    _check_same_search(study, search, name)
+
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    remaining = search.spec.trials - len(study.get_trials(deepcopy=False, states=states))
+    report.stderr.print(f"study {name} ({shown(url)}): {len(study.trials)} trials so far; {search.direction()} {search.metric()}", soft_wrap=True)
+
+    def objective(trial) -> float:
+        values = sample(trial, search)
+        # a retry of a trial whose worker died carries that trial's attributes: its number and run
+        retry_of = trial.user_attrs.get("trial")
+        try:
+            config = search.config_with(values, f"search trial {trial.number}")
+        except ConfigError as exc:  # these values together make no valid config (e.g. two keys that must agree)
+            raise RunFailed(f"trial {trial.number}: the sampled values do not make a valid config: {str(exc).splitlines()[0]}") from None
+        run = TrialRun(trial, name, shown(url), search, values, retry_of)
+        import keras
+
+        from ..train import train
+
+        keras.backend.clear_session()  # the previous trial's graphs and layers are not needed
+        resume = _resumable(trial.user_attrs.get("run_dir")) if retry_of is not None else None
+        report.stderr.print(f"trial {trial.number}: {describe(values)}" + (f" (trial {retry_of} again, resuming {resume})" if resume else f" (trial {retry_of} again)" if retry_of is not None else ""), soft_wrap=True)
+        try:
+            summary = train(config, study_dir, command, progress, resume=resume, trial=run)
+        except RunFailed as exc:  # NaN, a full disk, ...: this trial failed, the study goes on
+            trial.set_user_attr("error", str(exc).splitlines()[0])
+            raise
+        if run.pruned:
+            raise optuna.TrialPruned(run.pruned)
+        return run.value(summary)
+
+    def after_trial(study, frozen) -> None:
+        _report_trial(frozen, search)
+        _write_best(study, search, study_dir)
+
+    callbacks = [optuna.study.MaxTrialsCallback(search.spec.trials, states=states), after_trial]
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # between trials too, SIGTERM stops like Ctrl-C
+    started = time.perf_counter()
+    try:
+        if remaining > 0:
+            with _optuna_warnings_as_lines():
+                study.optimize(objective, n_trials=remaining, timeout=search.spec.timeout, catch=(RunFailed,), callbacks=callbacks)
+        else:
+            report.stderr.print(f"the study already has {search.spec.trials} finished trials; raise search.trials (or --trials) to run more", soft_wrap=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    _write_best(study, search, study_dir)
+    plots = write_plots(study, study_dir)
+    return summary(study, search, study_dir, url, plots, time.perf_counter() - started)
+
+
+def _resumable(run_dir: str | None) -> Path | None:
+    """The run folder of a trial whose worker died, when it is here and can continue from its state."""
+    if not run_dir or not Path(run_dir).is_dir():
+        return None
+    try:
+        runs.check_resumable(Path(run_dir))
+    except ConfigError:
+        return None
+    return Path(run_dir)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _sampler(search: Search, storage, name: str):
+    import optuna
+
+    spec = search.spec
+    seed = spec.seed
+    if seed is not None:  # a continued study must not sample its first trials again
+        try:
+            seed += len(optuna.load_study(study_name=name, storage=storage).trials)
+        except KeyError:
+            pass
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if spec.sampler == "grid":
+        return optuna.samplers.GridSampler(grid(search), seed=seed)
+    if spec.sampler == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    # constant_liar: workers running side by side do not all sample near the same point
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+
+
+def grid(search: Search) -> dict:
+    """Every value of every key, for the grid sampler."""
+    space = {}
+    for key, param in search.spec.params.items():
+        if isinstance(param, Choices):
+            space[key] = [choice_label(c) for c in param.choices]
+        elif isinstance(param, IntRange):
+            space[key] = list(range(param.low, param.high + 1, param.step))
+        else:
+            count = round((param.high - param.low) / param.step)
+            space[key] = [param.low + i * param.step for i in range(count + 1)]
+    return space
+
+
+def _pruner(search: Search):
+    import optuna
+
+    spec = search.spec
+    if spec.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=spec.pruner_startup_trials, n_warmup_steps=spec.pruner_warmup_epochs)
+    if spec.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, spec.pruner_warmup_epochs), max_resource=search.base.train.epochs, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def _check_same_search(study, search: Search, name: str) -> None:
+    """Continuing a study with other ranges would mix two searches in one: refuse."""
+    from ..manifest import config_hash
+
+    signature = config_hash(repr(sorted(search.spec.params.items())) + search.metric())
+    recorded = study.user_attrs.get("dlopt_search")
+    if recorded is None:
+        study.set_user_attr("dlopt_search", signature)
+    elif recorded != signature:
+        raise ConfigError(f"{search.path}: search: the study '{name}' was started with other search.params or metric; use another --study name")
+
+
+def _report_trial(frozen, search: Search) -> None:
+    state = frozen.state.name.lower()
+    values = describe(values_of(frozen.params, search))
+    seconds = (frozen.datetime_complete - frozen.datetime_start).total_seconds() if frozen.datetime_complete and frozen.datetime_start else 0
+    if frozen.value is not None:
+        result = f"{search.metric()} {frozen.value:.4f}"
+    elif frozen.state.name == "PRUNED":
+        last = max(frozen.intermediate_values) if frozen.intermediate_values else 0
+        result = f"pruned after epoch {last}"
+    else:
+        result = frozen.user_attrs.get("error", state)
+    report.stderr.print(f"trial {frozen.number} {state}: {result} in {seconds:.0f}s ({values})", soft_wrap=True)
+
+
+def _best_trial(study):
+    try:
+        return study.best_trial
+    except ValueError:  # no completed trial yet
+        return None
+
+
+def _write_best(study, search: Search, study_dir: Path) -> None:
+    """best.yaml: the base config with the best trial's values, trained as is by `dlopt train`."""
+    best = _best_trial(study)
+    if best is None:
+        return
+    config = search.config_with(values_of(best.params, search), f"best trial {best.number}")
+    header = (
+        f"# The best trial of study {study.study_name} so far: trial {best.number}, {search.metric()} {best.value:.6g}\n"
+        f"# ({describe(values_of(best.params, search))}); its run: {best.user_attrs.get('run_dir', '?')}\n"
+        f"# dlopt train {study_dir / 'best.yaml'}\n"
+    )
+    runs.write_text_atomic(study_dir / "best.yaml", header + dump_config(config))
+
+
+def write_plots(study, study_dir: Path) -> list[str]:
+    """Optimisation history, parameter importances and per-epoch values (Optuna's matplotlib plots)."""
+    import optuna
+
+    finished = [t for t in study.get_trials(deepcopy=False) if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    complete = [t for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as optuna_plots
+
+    wanted = {"optimization_history": optuna_plots.plot_optimization_history, "intermediate_values": optuna_plots.plot_intermediate_values}
+    if len(complete) >= 2 and len(complete[0].params) >= 1:
+        wanted["param_importances"] = optuna_plots.plot_param_importances
+    written = []
+    (study_dir / "plots").mkdir(exist_ok=True)
+    for plot_name, draw in wanted.items():
+        try:
+            with _optuna_warnings_as_lines():
+                axes = draw(study)
+            figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
+            figure.set_size_inches(8, 5)
+            figure.tight_layout()
+            target = study_dir / "plots" / f"{plot_name}.png"
+            tmp = target.with_name(f".{target.name}.tmp.png")
+            figure.savefig(tmp, dpi=100)
+            tmp.replace(target)
+            written.append(str(target))
+        except (ValueError, RuntimeError) as exc:  # e.g. importances of values that never varied
+            report.stderr.print(f"note: plot {plot_name} not drawn: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", soft_wrap=True)
+        finally:
+            plt.close("all")
+    return written
+
+
+class _optuna_warnings_as_lines:
+    """Optuna's experimental-feature warnings (heartbeat, some plots) are for Optuna's developers,
+    not dlopt's users."""
+
+    def __enter__(self):
+        import warnings
+
+        self.catcher = warnings.catch_warnings()
+        self.catcher.__enter__()
+        import optuna
+
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+    def __exit__(self, *exc):
+        return self.catcher.__exit__(*exc)
+
+
+def summary(study, search: Search, study_dir: Path, url: str, plots: list[str], seconds: float) -> dict:
+    """The study as `dlopt tune --json` prints it."""
+    counts: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name.lower()] = counts.get(trial.state.name.lower(), 0) + 1
+    best = _best_trial(study)
+    return {
+        "study": study.study_name,
+        "study_dir": str(study_dir),
+        "storage": shown(url),
+        "metric": search.metric(),
+        "direction": search.direction(),
+        "trials": counts,
+        "best": None if best is None else {"trial": best.number, "value": best.value, "params": values_of(best.params, search), "run_dir": best.user_attrs.get("run_dir")},
+        "best_yaml": str(study_dir / "best.yaml") if best is not None else None,
+        "plots": plots,
+        "worker_seconds": round(seconds, 3),
+    }
