@@ -213,6 +213,16 @@ def release_failed_files() -> None:
         sys.unraisablehook = hook
 
 
+class StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """Keras' TerminateOnNaN without its message on stdout (which `--json` keeps for the result);
+    the run then fails with its own one-line reason."""
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.model.stop_training = True
+
+
 class StopAtSafePoint(keras.callbacks.Callback):
     """Ctrl-C and SIGTERM during fit() stop training between steps, never inside a file write.
 

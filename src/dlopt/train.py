@@ -181,7 +181,7 @@ def best_epoch(rows: list[dict], monitor: str, mode: str) -> dict:
 def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows: list[dict], stopper, restore_dir: Path | None = None, trial=None) -> tuple[list, object, object, object]:
     import keras
 
-    from .callbacks import AtomicCheckpoint, Backup, EpochStats, MetricsCSV
+    from .callbacks import AtomicCheckpoint, Backup, EpochStats, MetricsCSV, StopOnNaN
     from .optim import schedule_callbacks
 
     ckpt = run_dir / "checkpoints"
@@ -197,7 +197,7 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
         backup,  # first: it restores weights, optimizer state and the epoch before anything runs
         stats,  # before the writers: they see its learning_rate and timing
         *schedule_callbacks(config, data.steps_per_epoch),
-        keras.callbacks.TerminateOnNaN(),
+        StopOnNaN(),
         AtomicCheckpoint(ckpt / "best.keras", monitor=monitor, mode=mode, save_best_only=True, initial_value_threshold=threshold),
         AtomicCheckpoint(ckpt / "last.keras"),
         keras.callbacks.TensorBoard(run_dir / "tensorboard", histogram_freq=0, write_graph=False, profile_batch=0),

@@ -5,6 +5,7 @@ journal file (`journal:PATH`) on a shared filesystem."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 from ..errors import ConfigError, DloptError
@@ -23,7 +24,8 @@ def shown(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
-DRIVERS = {"postgresql": "psycopg2-binary", "mysql": "PyMySQL"}
+# the driver SQLAlchemy picks for a plain postgresql:// or mysql:// URL, as pip installs it
+DRIVERS = {"postgresql": "'psycopg[binary]'", "mysql": "mysqlclient (or PyMySQL with a mysql+pymysql:// URL)"}
 
 
 def open_storage(url: str, heartbeat_seconds: int, retries: int):
@@ -42,10 +44,24 @@ def open_storage(url: str, heartbeat_seconds: int, retries: int):
         raise ConfigError(f"--storage {shown(url)}: expected sqlite:///FILE, postgresql://..., mysql://... or journal:FILE")
     engine = {"connect_args": {"timeout": 60}} if scheme == "sqlite" else {"pool_pre_ping": True}
     retry = optuna.storages.RetryFailedTrialCallback(max_retry=retries, inherit_intermediate_values=True) if retries else None
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat_seconds, grace_period=2 * heartbeat_seconds, failed_trial_callback=retry)
-    except ModuleNotFoundError as exc:
-        raise StorageError(f"--storage {shown(url)}: the database driver is not installed ({exc.name}); pip install {DRIVERS.get(scheme, exc.name)}") from None
-    except Exception as exc:  # SQLAlchemy's OperationalError and friends: say which server, why
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        raise StorageError(f"--storage {shown(url)}: cannot open the study storage: {reason[0] if reason else type(exc).__name__}") from None
+    for attempt in range(3):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat_seconds, grace_period=2 * heartbeat_seconds, failed_trial_callback=retry)
+        except Exception as exc:
+            if attempt < 2 and _creating_tables_alongside(exc):
+                time.sleep(1 + attempt)  # another worker is creating the tables of a new storage this moment
+                continue
+            _fail(exc, url, scheme)
+
+
+def _creating_tables_alongside(exc: Exception) -> bool:
+    text = str(exc)
+    return "duplicate key" in text or "already exists" in text or "database is locked" in text
+
+
+def _fail(exc: Exception, url: str, scheme: str):
+    """A missing driver, SQLAlchemy's OperationalError and friends: one line saying which storage, why."""
+    if isinstance(exc, ModuleNotFoundError) or "Failed to import DB access module" in str(exc):
+        raise StorageError(f"--storage {shown(url)}: the database driver is not installed; pip install {DRIVERS.get(scheme, 'the driver of ' + scheme)}") from None
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    raise StorageError(f"--storage {shown(url)}: cannot open the study storage: {reason[0] if reason else type(exc).__name__}") from None

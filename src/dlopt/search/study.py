@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import time
+import warnings
 from pathlib import Path
 
 from .. import report, runs
@@ -143,10 +144,11 @@ def _pruner(search: Search):
     import optuna
 
     spec = search.spec
+    first_prunable_epoch = spec.pruner_warmup_epochs + 1  # epochs are reported as steps 1, 2, ...
     if spec.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=spec.pruner_startup_trials, n_warmup_steps=spec.pruner_warmup_epochs)
+        return optuna.pruners.MedianPruner(n_startup_trials=spec.pruner_startup_trials, n_warmup_steps=first_prunable_epoch)
     if spec.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=max(1, spec.pruner_warmup_epochs), max_resource=search.base.train.epochs, reduction_factor=3)
+        return optuna.pruners.HyperbandPruner(min_resource=first_prunable_epoch, max_resource=search.base.train.epochs, reduction_factor=3)
     return optuna.pruners.NopPruner()
 
 
@@ -163,7 +165,7 @@ def _check_same_search(study, search: Search, name: str) -> None:
 
 
 def _report_trial(frozen, search: Search) -> None:
-    state = frozen.state.name.lower()
+    state = {"COMPLETE": "completed", "FAIL": "failed"}.get(frozen.state.name, frozen.state.name.lower())
     values = describe(values_of(frozen.params, search))
     seconds = (frozen.datetime_complete - frozen.datetime_start).total_seconds() if frozen.datetime_complete and frozen.datetime_start else 0
     if frozen.value is not None:
@@ -173,7 +175,7 @@ def _report_trial(frozen, search: Search) -> None:
         result = f"pruned after epoch {last}"
     else:
         result = frozen.user_attrs.get("error", state)
-    report.stderr.print(f"trial {frozen.number} {state}: {result} in {seconds:.0f}s ({values})", soft_wrap=True)
+    report.stderr.print(f"trial {frozen.number} {state} in {seconds:.0f}s: {result} ({values})", soft_wrap=True)
 
 
 def _best_trial(study):
@@ -218,7 +220,8 @@ def write_plots(study, study_dir: Path) -> list[str]:
     (study_dir / "plots").mkdir(exist_ok=True)
     for plot_name, draw in wanted.items():
         try:
-            with _optuna_warnings_as_lines():
+            with warnings.catch_warnings():  # e.g. "importances will be equal": the plot says as much
+                warnings.simplefilter("ignore")
                 axes = draw(study)
             figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
             figure.set_size_inches(8, 5)
@@ -240,8 +243,6 @@ class _optuna_warnings_as_lines:
     not dlopt's users."""
 
     def __enter__(self):
-        import warnings
-
         self.catcher = warnings.catch_warnings()
         self.catcher.__enter__()
         import optuna
