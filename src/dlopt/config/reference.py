@@ -36,6 +36,8 @@ def _sections_in(annotation) -> tuple[list[type], bool]:
         return found, is_list
     if origin is list:
         return _sections_in(typing.get_args(annotation)[0])[0], True
+    if origin is dict:  # keyed by the user's names (search.params): the values' sections
+        return _sections_in(typing.get_args(annotation)[1])
     if isinstance(annotation, type) and issubclass(annotation, Section):
         return [annotation], False
     return [], False
@@ -82,9 +84,11 @@ def _rows(members: list[type], prefix: str) -> list[tuple[str, str, str]]:
         else:
             shown = "; ".join(f"{', '.join(t for t in tags if t)}: {value}" for value, tags in defaults.items())
         rows.append((key, shown, description))
-        sub_sections, is_list = _sections_in(entries[0][1].annotation)
+        annotation = entries[0][1].annotation
+        sub_sections, is_list = _sections_in(annotation)
         if sub_sections:
-            rows += _rows(sub_sections, f"{key}[]." if is_list else f"{key}.")
+            keyed = typing.get_origin(annotation) is dict
+            rows += _rows(sub_sections, f"{key}[]." if is_list else f"{key}.<key>." if keyed else f"{key}.")
     return rows
 
 
@@ -95,7 +99,10 @@ def _tag(member: type) -> str:
 
 def reference() -> str:
     lines = [BEGIN, "", "| key | default | meaning |", "|---|---|---|"]
-    for key, default, description in _rows([Config], ""):
+    from ..search.spec import SearchConfig
+
+    # search: is read by `dlopt tune` only; training ignores it
+    for key, default, description in _rows([Config], "") + _rows([SearchConfig], "search."):
         escaped = description.replace("|", "\\|")
         lines.append(f"| `{key}` | {default} | {escaped} |")
     lines += ["", END]

@@ -20,8 +20,11 @@ from ..config.schema_base import PositiveFloat, PositiveInt, Section, field_erro
 from ..errors import ConfigError
 
 
+TYPE_HELP = "`float` (low, high, log, step), `int` (low, high, step, log) or `categorical` (choices)."
+
+
 class FloatRange(Section):
-    type: Literal["float"]
+    type: Literal["float"] = Field(..., description=TYPE_HELP)
     low: float = Field(..., description="Smallest value.")
     high: float = Field(..., description="Largest value.")
     log: bool = Field(False, description="Sample on a log scale (learning rates, weight decay).")
@@ -34,7 +37,7 @@ class FloatRange(Section):
 
 
 class IntRange(Section):
-    type: Literal["int"]
+    type: Literal["int"] = Field(..., description=TYPE_HELP)
     low: int = Field(..., description="Smallest value.")
     high: int = Field(..., description="Largest value.")
     step: PositiveInt = Field(1, description="Only `low`, `low + step`, ... up to `high`.")
@@ -47,7 +50,7 @@ class IntRange(Section):
 
 
 class Choices(Section):
-    type: Literal["categorical"]
+    type: Literal["categorical"] = Field(..., description=TYPE_HELP)
     choices: list[Any] = Field(..., min_length=1, description="Any YAML values, e.g. whole `model.blocks` lists.")
 
     @model_validator(mode="after")
