@@ -34,7 +34,7 @@ def open_storage(url: str, heartbeat_seconds: int, retries: int):
     import optuna
 
     if url.startswith("journal:"):
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
+        from optuna.storages.journal import JournalFileBackend
 
         path = Path(url[len("journal:"):]).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ def tune(search: Search, runs_dir: Path, command: list[str], study_name: str | N
 
     name = study_name or f"{search.base.name}-tune"
     if not NAME_PATTERN.match(name) or ".." in name:
-        raise ConfigError(f"--study {name!r}: expected letters, digits, '_', '-' or '.' (it names a folder)")
+        raise ConfigError(f"--study {name!r}: expected letters, digits, '_', '-', '.', '=' or '+' (it names a folder)")
     study_dir = study_folder(runs_dir, name)
     study_dir.mkdir(parents=True, exist_ok=True)
     url = storage_url or default_url(study_dir)
@@ -47,29 +47,11 @@ def tune(search: Search, runs_dir: Path, command: list[str], study_name: str | N
     report.stderr.print(f"study {name} ({shown(url)}): {len(study.trials)} trials so far; {search.direction()} {search.metric()}", soft_wrap=True)
 
     def objective(trial) -> float:
-        values = sample(trial, search)
-        # a retry of a trial whose worker died carries that trial's attributes: its number and run
-        retry_of = trial.user_attrs.get("trial")
         try:
-            config = search.config_with(values, f"search trial {trial.number}")
-        except ConfigError as exc:  # these values together make no valid config (e.g. two keys that must agree)
-            raise RunFailed(f"trial {trial.number}: the sampled values do not make a valid config: {str(exc).splitlines()[0]}") from None
-        run = TrialRun(trial, name, shown(url), search, values, retry_of)
-        import keras
-
-        from ..train import train
-
-        keras.backend.clear_session()  # the previous trial's graphs and layers are not needed
-        resume = _resumable(trial.user_attrs.get("run_dir")) if retry_of is not None else None
-        report.stderr.print(f"trial {trial.number}: {describe(values)}" + (f" (trial {retry_of} again, resuming {resume})" if resume else f" (trial {retry_of} again)" if retry_of is not None else ""), soft_wrap=True)
-        try:
-            summary = train(config, study_dir, command, progress, resume=resume, trial=run)
-        except RunFailed as exc:  # NaN, a full disk, ...: this trial failed, the study goes on
+            return _run_trial(trial, search, name, url, study_dir, command, progress)
+        except RunFailed as exc:  # NaN, a full disk, values that do not go together: the study goes on
             trial.set_user_attr("error", str(exc).splitlines()[0])
             raise
-        if run.pruned:
-            raise optuna.TrialPruned(run.pruned)
-        return run.value(summary)
 
     def after_trial(study, frozen) -> None:
         _report_trial(frozen, search)
@@ -89,6 +71,31 @@ def tune(search: Search, runs_dir: Path, command: list[str], study_name: str | N
     _write_best(study, search, study_dir)
     plots = write_plots(study, study_dir)
     return summary(study, search, study_dir, url, plots, time.perf_counter() - started)
+
+
+def _run_trial(trial, search: Search, study_name: str, url: str, study_dir: Path, command: list[str], progress: str) -> float:
+    """Sample the trial's values and train them as a run in the study's folder; its value."""
+    import keras
+    import optuna
+
+    from ..train import train
+
+    values = sample(trial, search)
+    try:
+        config = search.config_with(values, f"search trial {trial.number}")
+    except ConfigError as exc:  # each value is in range, but together they make no valid config
+        raise RunFailed(f"the sampled values do not make a valid config: {str(exc).splitlines()[0]}") from None
+    # a retry of a trial whose worker died carries that trial's attributes: its number and run
+    retry_of = trial.user_attrs.get("trial")
+    resume = _resumable(trial.user_attrs.get("run_dir")) if retry_of is not None else None
+    again = "" if retry_of is None else f" (trial {retry_of} again{f', resuming {resume}' if resume else ''})"
+    report.stderr.print(f"trial {trial.number}: {describe(values)}{again}", soft_wrap=True)
+    keras.backend.clear_session()  # the previous trial's graphs and layers are not needed
+    run = TrialRun(trial, study_name, shown(url), search, values, retry_of)
+    summary = train(config, study_dir, command, progress, resume=resume, trial=run)
+    if run.pruned:
+        raise optuna.TrialPruned(run.pruned)
+    return run.value(summary)
 
 
 def _resumable(run_dir: str | None) -> Path | None:

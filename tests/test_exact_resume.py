@@ -1,0 +1,69 @@
+"""A run stopped and resumed behaves exactly like one that never stopped (train.deterministic: strict):
+the same data order, the same early-stopping and reduce-on-plateau decisions, the same metrics."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import quadrant_idx_folder, tiny_cnn_config, write_config
+
+DLOPT = [sys.executable, "-m", "dlopt.cli"]
+TIMING = ("epoch_seconds", "samples_per_second")
+
+
+def rows(run: Path) -> list[dict]:
+    with open(run / "metrics.csv") as handle:
+        return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(handle)]
+
+
+def config_file(tmp_path: Path, deterministic: str) -> Path:
+    """A tiny CNN whose plateau schedule lowers the rate and whose early stopping ends the run
+    within 12 epochs: both decisions depend on counters carried over epochs."""
+    folder = quadrant_idx_folder(tmp_path / "idx", train=1200, test=100)
+    config = tiny_cnn_config(
+        folder,
+        train={"epochs": 12, "progress": "none", "deterministic": deterministic, "early_stopping": {"monitor": "val_loss", "patience": 2, "min_delta": 0.02}},
+        schedule={"type": "plateau", "monitor": "val_loss", "patience": 1, "factor": 0.5, "min_delta": 0.05},
+        checkpoint={"monitor": "val_loss"},
+    )
+    config["data"]["batch_size"] = 8
+    config["data"]["val_fraction"] = 0.2
+    config["model"]["dropout"] = 0.3  # random draws that must continue, not restart, after a resume
+    config["optimizer"]["learning_rate"] = 0.003
+    return write_config(tmp_path / "exact.yaml", config)
+
+
+def wait_for_rows(runs_dir: Path, count: int, proc: subprocess.Popen, timeout: float = 240) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        for run in runs_dir.glob("*/metrics.csv"):
+            if len(rows(run.parent)) >= count:
+                return run.parent
+        time.sleep(0.1)
+    raise AssertionError("the run did not reach the epoch in time")
+
+
+def test_stopped_and_resumed_equals_never_stopped(tmp_path):
+    path = config_file(tmp_path, "strict")
+    straight = subprocess.run([*DLOPT, "train", str(path), "--runs-dir", str(tmp_path / "straight"), "--json"], capture_output=True, text=True, timeout=300)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    expected = rows(Path(json.loads(straight.stdout)["run_dir"]))
+    rates = [float(r["learning_rate"]) for r in expected]
+    assert 4 < len(expected) < 12 and len(set(rates)) > 1, expected  # early stopping and the plateau both acted
+
+    proc = subprocess.Popen([*DLOPT, "train", str(path), "--runs-dir", str(tmp_path / "stopped")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = wait_for_rows(tmp_path / "stopped", 3, proc)
+    proc.send_signal(signal.SIGTERM)  # lands in epoch 4 (or at its start)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert 3 <= len(rows(run)) < len(expected)
+    resumed = subprocess.run([*DLOPT, "train", "--resume", str(run), "--json"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert rows(run) == expected  # every epoch, learning rate, metric and the stopping epoch alike
