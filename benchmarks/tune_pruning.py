@@ -4,7 +4,7 @@ validation accuracy. Both studies sample with the same seeded TPE sampler; pruni
 which trials stop early (and, through their results, where TPE looks next).
 
     apt-get install dataset-fashion-mnist
-    python benchmarks/tune_pruning.py [--data /usr/share/datasets/fashion-mnist] [--repeats 1]
+    python benchmarks/tune_pruning.py [--data /usr/share/datasets/fashion-mnist] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -56,11 +56,11 @@ def config(data: Path, epochs: int) -> dict:
     }
 
 
-def run_study(config_file: Path, runs_dir: Path, pruner: str) -> dict:
+def run_study(config_file: Path, runs_dir: Path, pruner: str, seed: int) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "dlopt.cli", "tune", str(config_file), "--runs-dir", str(runs_dir), "--study", f"pruner-{pruner}", "--set", f"search.pruner={pruner}", "--json"],
+        [sys.executable, "-m", "dlopt.cli", "tune", str(config_file), "--runs-dir", str(runs_dir), "--study", f"pruner-{pruner}", "--set", f"search.pruner={pruner}", "--set", f"search.seed={seed}", "--json"],
         capture_output=True,
         text=True,
     )
@@ -77,6 +77,7 @@ def run_study(config_file: Path, runs_dir: Path, pruner: str) -> dict:
                 epochs += sum(1 for _ in csv.DictReader(handle))
     return {
         "pruner": pruner,
+        "seed": seed,
         "epochs": epochs,
         "wall_seconds": wall,
         "cpu_seconds": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
@@ -89,7 +90,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=1, help="studies of each kind, with sampler seeds --first-seed, +1, ...")
+    parser.add_argument("--first-seed", type=int, default=0)
     args = parser.parse_args()
     if not (args.data / "train-images-idx3-ubyte.gz").exists():
         raise SystemExit(f"no Fashion-MNIST IDX files in {args.data}: apt-get install dataset-fashion-mnist")
@@ -100,15 +102,15 @@ def main() -> None:
         for repeat in range(args.repeats):
             order = ["none", "median"] if repeat % 2 == 0 else ["median", "none"]  # the host's slow phases hit both
             for pruner in order:
-                result = run_study(config_file, Path(scratch) / f"runs{repeat}", pruner)
+                result = run_study(config_file, Path(scratch) / f"runs{repeat}", pruner, args.first_seed + repeat)
                 rows.append(result)
                 print(json.dumps(result), flush=True)
     full = args.epochs * SEARCH["trials"]
-    print(f"\n| pruning | epochs trained | of {full} | wall | CPU-seconds | best val_accuracy | trials |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+    print(f"\n| sampler seed | pruning | epochs trained | of {full} | wall | CPU-seconds | best val_accuracy | trials |")
+    print("|---:|---|---:|---:|---:|---:|---:|---|")
     for r in rows:
         counts = ", ".join(f"{n} {state}" for state, n in r["trials"].items())
-        print(f"| {r['pruner']} | {r['epochs']} | {r['epochs'] / full:.0%} | {r['wall_seconds'] / 60:.1f} min | {r['cpu_seconds']:.0f} | {r['best']:.4f} | {counts} |")
+        print(f"| {r['seed']} | {r['pruner']} | {r['epochs']} | {r['epochs'] / full:.0%} | {r['wall_seconds'] / 60:.1f} min | {r['cpu_seconds']:.0f} | {r['best']:.4f} | {counts} |")
 
 
 if __name__ == "__main__":
