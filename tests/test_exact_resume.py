@@ -1,5 +1,6 @@
 """A run stopped and resumed behaves exactly like one that never stopped (train.deterministic: strict):
-the same data order, the same early-stopping and reduce-on-plateau decisions, the same metrics."""
+the same data order, augmentation and dropout draws, the same early-stopping and reduce-on-plateau
+decisions, the same metrics."""
 
 from __future__ import annotations
 
@@ -28,13 +29,14 @@ def config_file(tmp_path: Path, deterministic: str) -> Path:
     folder = quadrant_idx_folder(tmp_path / "idx", train=1200, test=100)
     config = tiny_cnn_config(
         folder,
-        train={"epochs": 12, "progress": "none", "deterministic": deterministic, "early_stopping": {"monitor": "val_loss", "patience": 2, "min_delta": 0.02}},
-        schedule={"type": "plateau", "monitor": "val_loss", "patience": 1, "factor": 0.5, "min_delta": 0.05},
+        train={"epochs": 12, "progress": "none", "deterministic": deterministic, "early_stopping": {"monitor": "val_loss", "patience": 2, "min_delta": 3.0e-4}},
+        schedule={"type": "plateau", "monitor": "val_loss", "patience": 1, "factor": 0.5, "min_delta": 1.0e-4},
         checkpoint={"monitor": "val_loss"},
     )
     config["data"]["batch_size"] = 8
     config["data"]["val_fraction"] = 0.2
     config["model"]["dropout"] = 0.3  # random draws that must continue, not restart, after a resume
+    config["data"]["augment"] = [{"type": "random_flip", "mode": "horizontal"}, {"type": "random_translation", "height": 0.1, "width": 0.1}]
     config["optimizer"]["learning_rate"] = 0.003
     return write_config(tmp_path / "exact.yaml", config)
 

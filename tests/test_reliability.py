@@ -217,3 +217,24 @@ def test_a_completed_run_trains_further_from_its_last_state(tmp_path, cli):
     assert record["status"] == "completed" and record["resumed"][-1]["previous_status"] == "completed"
     assert "epochs: 4" in (run / "config.yaml").read_text()
     assert not (run / "backup").exists()
+
+
+def test_nothing_is_written_outside_the_runs_folder_through_names_or_links(tmp_path, cli):
+    path = write_config(tmp_path / "c.yaml", tiny_cnn_config(quadrant_idx_folder(tmp_path / "idx"), train={"epochs": 1, "progress": "none"}))
+    code, out, err = cli("train", path, "--runs-dir", tmp_path / "runs", "--json")
+    assert code == 0, err
+    run = Path(json.loads(out)["run_dir"])
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (run / "tensorboard").rename(tmp_path / "moved")
+    (run / "tensorboard").symlink_to(outside)  # a link planted in the run folder
+    code, _, err = cli("train", "--resume", run, "--set", "train.epochs=2")
+    assert code == 2 and err.strip() == f"error: --resume {run}: {run / 'tensorboard'} is a symbolic link out of the run folder; dlopt writes only inside it (remove the link)"
+    assert list(outside.iterdir()) == []
+    for option in (["--name", "../escape"], ["--name", "/tmp/escape"]):
+        code, _, err = cli("train", path, "--runs-dir", tmp_path / "runs", *option)
+        assert code == 2 and len(err.strip().splitlines()) == 1
+    search = write_config(tmp_path / "s.yaml", {**tiny_cnn_config(tmp_path / "idx"), "search": {"params": {"model.dropout": {"type": "float", "low": 0.0, "high": 0.5}}}})
+    code, _, err = cli("tune", search, "--runs-dir", tmp_path / "runs", "--study", "../escape")
+    assert code == 2 and "--study '../escape'" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "idx", "moved", "outside", "runs", "s.yaml"]

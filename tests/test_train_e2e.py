@@ -229,7 +229,7 @@ def test_early_stopping_restores_best_weights_by_default(idx_dir):
     from types import SimpleNamespace
 
     config = Config.model_validate(tiny_cnn_config(idx_dir, train={"early_stopping": {"monitor": "val_accuracy", "patience": 2}}))
-    data = SimpleNamespace(counts={"train": 10}, steps_per_epoch=1, batch_size=10)
+    data = SimpleNamespace(counts={"train": 10}, steps_per_epoch=1, batch_size=10, epoch=None, random_states=None)
     callbacks, *_ = _callbacks(config, Path("/tmp/unused-run"), data, "none", [], StopAtSafePoint())
     stop = next(c for c in callbacks if type(c).__name__ == "EarlyStopping")
     assert (stop.monitor, stop.patience, stop.restore_best_weights) == ("val_accuracy", 2, True)

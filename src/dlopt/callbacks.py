@@ -213,6 +213,114 @@ def release_failed_files() -> None:
         sys.unraisablehook = hook
 
 
+class CallbackStates(keras.callbacks.Callback):
+    """Early stopping's and reduce-on-plateau's counters (epochs waited, best value, cooldown) and the
+    learning rate, saved beside the resume state after every epoch and put back on `--resume`, so a
+    resumed run lowers its rate and stops on the same epochs as one that never stopped.
+
+    Placed after the callbacks it watches: at an epoch's end it records what they decided, and at
+    the start of training it restores them after their own on_train_begin has reset them. States
+    are kept per completed-epoch count (the last two), so the one matching the weights restored
+    (Keras' BackupAndRestore records that count) is used even if a kill fell between the two saves.
+    """
+
+    FIELDS = {
+        keras.callbacks.EarlyStopping: ("wait", "best", "stopped_epoch", "best_epoch"),
+        keras.callbacks.ReduceLROnPlateau: ("wait", "cooldown_counter", "best"),
+    }
+
+    def __init__(self, folder: Path, watched: list, restore_folder: Path | None = None, data_random_states=None):
+        super().__init__()
+        self.data_random_states = data_random_states or (lambda: [])
+        self.path = Path(folder) / "callback_states.json"
+        self.restore_path = Path(restore_folder or folder) / "callback_states.json"
+        self.watched = [c for c in watched if type(c) in self.FIELDS]
+        self.states: dict[str, dict] = {}
+        # early stopping's weights of its best epoch, which it puts back when it stops
+        self.best_weights = Path(folder) / "early_stopping_best.npz"
+        self.restore_best_weights = Path(restore_folder or folder) / "early_stopping_best.npz"
+        self.saved_best_epoch = None
+
+    def _seed_states(self) -> list:
+        """Dropout's (and other layers') random-number states, and the augmentation layers': Keras
+        does not save them with the weights, and a resumed run must draw what the uninterrupted one
+        would have drawn."""
+        return [v for v in self.model.non_trainable_variables if v.path.endswith("seed_generator_state")] + list(self.data_random_states())
+
+    def _state(self) -> dict:
+        state = {"callbacks": [{name: _plain(getattr(c, name)) for name in self.FIELDS[type(c)]} for c in self.watched]}
+        state["seeds"] = [keras.ops.convert_to_numpy(v).tolist() for v in self._seed_states()]
+        if not isinstance(getattr(self.model.optimizer, "_learning_rate", None), keras.optimizers.schedules.LearningRateSchedule):
+            state["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        return state
+
+    def on_train_begin(self, logs=None):
+        epochs_done = self.model._initial_epoch or 0  # what the resume state restored
+        try:
+            self.states = json.loads(self.restore_path.read_text())
+        except (OSError, ValueError):
+            self.states = {}
+        state = self.states.get(str(epochs_done))
+        if not epochs_done or state is None:
+            return
+        for callback, saved in zip(self.watched, state["callbacks"]):
+            for name, value in saved.items():
+                setattr(callback, name, value)
+            if getattr(callback, "restore_best_weights", False) and self.restore_best_weights.exists():
+                import numpy as np
+
+                with np.load(self.restore_best_weights) as arrays:
+                    if int(arrays["best_epoch"]) == callback.best_epoch:
+                        callback.best_weights = [arrays[f"w{i}"] for i in range(len(arrays.files) - 1)]
+                self.saved_best_epoch = callback.best_epoch
+        if "learning_rate" in state:
+            self.model.optimizer.learning_rate = state["learning_rate"]
+        seeds = self._seed_states()
+        if len(seeds) == len(state.get("seeds", [])):
+            for variable, value in zip(seeds, state["seeds"]):
+                variable.assign(value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for callback in self.watched:
+            if getattr(callback, "best_weights", None) is not None and callback.best_epoch != self.saved_best_epoch:
+                self._save_best_weights(callback)
+        self.states[str(epoch + 1)] = self._state()
+        self.states = {k: self.states[k] for k in sorted(self.states, key=int)[-2:]}
+        write_text_atomic(self.path, json.dumps(self.states))
+
+
+    def _save_best_weights(self, callback) -> None:
+        import numpy as np
+
+        tmp = self.best_weights.with_name(f".{os.getpid()}.tmp.npz")
+        self.best_weights.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            np.savez(tmp, best_epoch=callback.best_epoch, **{f"w{i}": w for i, w in enumerate(callback.best_weights)})
+            os.replace(tmp, self.best_weights)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.saved_best_epoch = callback.best_epoch
+
+
+def _plain(value):
+    """A counter or best value as JSON takes it (NumPy scalars to Python; inf stays inf)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+class DataEpoch(keras.callbacks.Callback):
+    """Sets the data's epoch variable as each epoch begins, before Keras opens that epoch's reader:
+    the training order is drawn from (seed, epoch), the same whether or not the run was resumed."""
+
+    def __init__(self, epoch_variable):
+        super().__init__()
+        self.epoch_variable = epoch_variable
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.epoch_variable is not None:
+            self.epoch_variable.assign(epoch)
+
+
 class StopOnNaN(keras.callbacks.TerminateOnNaN):
     """Keras' TerminateOnNaN without its message on stdout (which `--json` keeps for the result);
     the run then fails with its own one-line reason."""

@@ -278,6 +278,9 @@ def check_resumable(run_dir: Path, epochs: int | None = None) -> None:
 
     if not (run_dir / "run.json").exists() or not (run_dir / "config.yaml").exists():
         raise ConfigError(f"--resume {run_dir}: not a dlopt run folder (no run.json / config.yaml)")
+    escaping = links_out_of(run_dir)
+    if escaping:
+        raise ConfigError(f"--resume {run_dir}: {escaping[0]} is a symbolic link out of the run folder; dlopt writes only inside it (remove the link)")
     record = read_json(run_dir / "run.json")
     status = record.get("status")
     if status in FINISHED:
@@ -292,6 +295,18 @@ def check_resumable(run_dir: Path, epochs: int | None = None) -> None:
         raise ConfigError(f"--resume {run_dir}: the run is still running (pid {record.get('pid')})")
     if status not in FINISHED and epochs is not None:
         raise ConfigError(f"--resume {run_dir}: --set train.epochs is for training a completed run further; this one ({status}) resumes with its saved config")
+
+
+def links_out_of(folder: Path) -> list[Path]:
+    """Symbolic links inside `folder` that lead out of it: writing through one would write elsewhere."""
+    root = folder.resolve()
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
+                found.append(path)
+    return found
 
 
 def pid_alive(pid) -> bool:

@@ -564,7 +564,15 @@ class TrainConfig(Section):
         description="oneDNN kernels for convolutions and matrix products on x86 CPUs (TensorFlow's `TF_ENABLE_ONEDNN_OPTS`, set before TensorFlow starts). `auto`: on, unless that variable is set in the environment; TensorFlow itself turns them on only for some CPUs, and the Fashion-MNIST CNN trains 1.3x faster with them on a 2-core AMD EPYC.",
     )
     progress: Literal["auto", "bar", "lines", "none"] = Field("auto", description="`auto`: a progress bar on a terminal, one line per epoch otherwise.")
-    deterministic: bool = Field(False, description="Deterministic TensorFlow ops: the same config and seed give the same metrics, at some cost in speed.")
+    deterministic: Literal["off", "seeded", "strict"] = Field(
+        "off",
+        description="`off`: weights, data order and augmentation seeded by `seed`, the input pipeline free to run in any order (fastest); `seeded`: also the input pipeline in a fixed order, so the same seed draws the same augmentation; `strict`: also deterministic TensorFlow ops and the resume state kept at epoch ends, so runs repeat bit for bit and a resumed run equals one never stopped. `true`/`false` mean `strict`/`off`. Costs: docs/running.md.",
+    )
+
+    @field_validator("deterministic", mode="before")
+    @classmethod
+    def _tier_from_bool(cls, value):
+        return {True: "strict", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 class CheckpointConfig(Section):
@@ -572,7 +580,7 @@ class CheckpointConfig(Section):
     mode: Literal["auto", "min", "max"] = Field("auto", description="Whether `monitor` should go down or up (`auto`: from its name).")
     evaluate: Literal["best", "last"] = Field("best", description="Which weights the final test evaluation uses.")
     backup_every_steps: Optional[PositiveInt] = Field(
-        None, description="Also save the `--resume` state every this many training steps (it is always saved at the end of each epoch)."
+        None, description="Also save the `--resume` state every this many training steps (it is always saved at the end of each epoch; `train.deterministic: strict` keeps epoch ends only)."
     )
 
 

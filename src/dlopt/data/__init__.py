@@ -54,6 +54,8 @@ class Data:
     vectorizer: Any = None  # text: the TextVectorization layer adapted on the training split
     series: Any = None  # time series: scaling and test windows, for the forecast report
     table: Any = None  # tables: the TableSpec the model's input layers are built from
+    epoch: Any = None  # a tf.Variable the fit loop sets to the epoch: the training order is drawn from it
+    random_states: Any = None  # () -> the augmentation layers' random-number state variables
 
     def overview(self) -> list[str]:
         """Examples per split, then for a few classes the examples per class (the run's first lines)."""
@@ -393,6 +395,9 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
         mean, variance = feature_statistics(train, data.preprocess.rescale or 1.0, per_channel=data.preprocess.standardize == "per_channel")
 
     batch_size = train.count if data.batch_size == "full" else data.batch_size
+    import tensorflow as tf
+
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     pipelines = {}
     for role in roles:
         if role in splits:
@@ -408,8 +413,9 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
                 augment=augment_batch,
                 parallel_calls=data.parallel_calls,
                 prefetch=data.prefetch,
-                deterministic=config.train.deterministic,
+                deterministic=config.train.deterministic != "off",
                 cache_name=role,
+                epoch=epoch,
             )
     return Data(
         pipelines=pipelines,
@@ -428,5 +434,7 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
         class_counts=class_counts,
         vectorizer=vectorizer,
         series=series,
+        epoch=epoch,
+        random_states=getattr(augment_batch, "random_states", None),
         table=table,
     )

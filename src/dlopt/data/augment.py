@@ -39,11 +39,17 @@ def augmenter(ops, input_shape: tuple, default_value_range: tuple[float, float],
             x, y = step(x, y)
         return x, y
 
+    # the Keras layers' random-number states, which a resumed run carries on from
+    augment.random_states = lambda: [v for step in steps for v in getattr(getattr(step, "layer", None), "variables", []) if v.path.endswith("seed_generator_state")]
     return augment
 
 
 def _images(layer):
-    return lambda x, y: (layer(x, training=True), y)
+    def apply(x, y):
+        return layer(x, training=True), y
+
+    apply.layer = layer
+    return apply
 
 
 def _build(op, input_shape, value_range, seed):

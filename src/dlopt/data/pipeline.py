@@ -29,7 +29,7 @@ def _encode(label_format: str, num_classes: int | None):
 
 def batched(
     split, *, batch_size: int, training: bool, label_format: str, num_classes, shuffle_buffer, cache, seed: int,
-    augment=None, parallel_calls="auto", prefetch="auto", deterministic: bool = False, cache_name: str = "split",
+    augment=None, parallel_calls="auto", prefetch="auto", deterministic: bool = False, cache_name: str = "split", epoch=None,
 ):
     """cache -> shuffle -> batch -> encode -> augment (training only) -> prefetch.
 
@@ -46,7 +46,7 @@ def batched(
         inputs, labels = tf.nest.map_structure(tf.constant, x), tf.constant(y)
         dataset = tf.data.Dataset.range(split.count)
         if training:
-            dataset = dataset.shuffle(shuffle_buffer or split.count, seed=seed, reshuffle_each_iteration=True)
+            dataset = _shuffled(dataset, shuffle_buffer or split.count, seed, epoch)
         dataset = dataset.batch(batch_size).map(
             lambda i: encode(tf.nest.map_structure(lambda t: tf.gather(t, i), inputs), tf.gather(labels, i)), num_parallel_calls=calls
         )
@@ -58,10 +58,23 @@ def batched(
     else:
         dataset = split.dataset.cache() if cache else split.dataset
     if training:
-        dataset = dataset.shuffle(shuffle_buffer or split.count, seed=seed, reshuffle_each_iteration=True)
+        dataset = _shuffled(dataset, shuffle_buffer or split.count, seed, epoch)
     # mapping whole batches is vectorised: one op call per batch instead of per example
     dataset = dataset.batch(batch_size).map(encode, num_parallel_calls=calls)
     return _augmented(dataset, training, augment, deterministic, calls).prefetch(auto if prefetch == "auto" else prefetch)
+
+
+def _shuffled(dataset, buffer: int, seed: int, epoch):
+    """A new order each epoch, drawn from (seed, epoch) alone: `epoch` is a variable the fit loop sets
+    as each epoch begins, so a resumed run reads its next epoch in the order an uninterrupted run
+    would, however often the data was read before."""
+    import tensorflow as tf
+
+    if epoch is None:
+        return dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    count = dataset.cardinality()
+    orders = tf.data.Dataset.from_tensors(0).flat_map(lambda _: dataset.shuffle(buffer, seed=seed * 1_000_003 + epoch.read_value(), reshuffle_each_iteration=False))
+    return orders.apply(tf.data.experimental.assert_cardinality(count)) if count >= 0 else orders
 
 
 def _augmented(dataset, training: bool, augment, deterministic: bool, calls):
