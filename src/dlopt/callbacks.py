@@ -229,9 +229,13 @@ class CallbackStates(keras.callbacks.Callback):
         keras.callbacks.ReduceLROnPlateau: ("wait", "cooldown_counter", "best"),
     }
 
-    def __init__(self, folder: Path, watched: list, restore_folder: Path | None = None, data_random_states=None):
+    def __init__(self, folder: Path, watched: list, restore_folder: Path | None = None, data_random_states=None, resumed: bool = False, fresh_at_epoch: int | None = None):
         super().__init__()
         self.data_random_states = data_random_states or (lambda: [])
+        # only a process resuming a run restores, once, and not at fine-tuning's phase switch, where
+        # an uninterrupted run starts its second phase afresh (new optimizer, counters reset by Keras)
+        self.restore_pending = resumed
+        self.fresh_at_epoch = fresh_at_epoch
         self.path = Path(folder) / "callback_states.json"
         self.restore_path = Path(restore_folder or folder) / "callback_states.json"
         self.watched = [c for c in watched if type(c) in self.FIELDS]
@@ -256,6 +260,9 @@ class CallbackStates(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         epochs_done = self.model._initial_epoch or 0  # what the resume state restored
+        restore, self.restore_pending = self.restore_pending, False
+        if not restore or epochs_done == self.fresh_at_epoch:
+            return
         try:
             self.states = json.loads(self.restore_path.read_text())
         except (OSError, ValueError):

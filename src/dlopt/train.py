@@ -202,7 +202,8 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
             )
         )
     # after early stopping and the plateau schedule: their counters go into the resume state
-    callbacks.append(CallbackStates(run_dir / "backup", callbacks, (restore_dir or run_dir) / "backup", data.random_states))
+    states = CallbackStates(run_dir / "backup", callbacks, (restore_dir or run_dir) / "backup", data.random_states, resumed=bool(earlier_rows), fresh_at_epoch=config.model.unfreeze_at_epoch)
+    callbacks.append(states)
     callbacks += [metrics_csv, report.progress_callback(progress, config.train.epochs, data.steps_per_epoch, data.batch_size)]
     if trial is not None:  # a search's trial reports each epoch, after its row is written, and may be pruned
         callbacks.append(trial.callback())
