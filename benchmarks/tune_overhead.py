@@ -75,7 +75,7 @@ def measure(trials: int, scratch: Path, repeat: int) -> dict:
         import keras
 
         for run in trial_dirs:
-            keras.backend.clear_session()  # as tune does between trials
+            keras.backend.clear_session(free_memory=False)  # as tune does between trials
             train(load_config(run / "config.yaml"), scratch / f"plain{repeat}", ["benchmark"], "none")
         plain_seconds = time.perf_counter() - started
     return {
