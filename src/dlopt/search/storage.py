@@ -44,11 +44,11 @@ def open_storage(url: str, heartbeat_seconds: int, retries: int):
         raise ConfigError(f"--storage {shown(url)}: expected sqlite:///FILE, postgresql://..., mysql://... or journal:FILE")
     engine = {"connect_args": {"timeout": 60}} if scheme == "sqlite" else {"pool_pre_ping": True}
     retry = optuna.storages.RetryFailedTrialCallback(max_retry=retries, inherit_intermediate_values=True) if retries else None
-    for attempt in range(3):
+    for attempt in range(4):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat_seconds, grace_period=2 * heartbeat_seconds, failed_trial_callback=retry)
         except Exception as exc:
-            if attempt < 2 and _creating_tables_alongside(exc):
+            if attempt < 3 and _creating_tables_alongside(exc):
                 time.sleep(1 + attempt)  # another worker is creating the tables of a new storage this moment
                 continue
             _fail(exc, url, scheme)
@@ -56,7 +56,7 @@ def open_storage(url: str, heartbeat_seconds: int, retries: int):
 
 def _creating_tables_alongside(exc: Exception) -> bool:
     text = str(exc)
-    return "duplicate key" in text or "already exists" in text or "database is locked" in text
+    return any(sign in text for sign in ("duplicate key", "already exists", "UNIQUE constraint failed", "database is locked"))
 
 
 def _fail(exc: Exception, url: str, scheme: str):
