@@ -20,10 +20,6 @@ from .storage import default_url, open_storage, shown
 from .trial import TrialRun, describe, sample, values_of
 
 
-def study_folder(runs_dir: Path, name: str) -> Path:
-    return runs_dir / name
-
-
 def tune(search: Search, runs_dir: Path, command: list[str], study_name: str | None = None, storage_url: str | None = None, progress: str = "lines") -> dict:
     """Run trials of the study as this worker; return the study's summary (best trial, counts)."""
     import optuna
@@ -33,7 +29,7 @@ def tune(search: Search, runs_dir: Path, command: list[str], study_name: str | N
     name = study_name or f"{search.base.name}-tune"
     if not NAME_PATTERN.match(name) or ".." in name:
         raise ConfigError(f"--study {name!r}: expected letters, digits, '_', '-', '.', '=' or '+' (it names a folder)")
-    study_dir = study_folder(runs_dir, name)
+    study_dir = runs_dir / name
     study_dir.mkdir(parents=True, exist_ok=True)
     url = storage_url or default_url(study_dir)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # dlopt prints one line per trial itself, never a traceback

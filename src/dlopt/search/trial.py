@@ -79,16 +79,11 @@ class TrialRun:
 
     def value(self, summary: dict) -> float:
         """The trial's result: the metric at its best epoch."""
+        from ..report import read_metrics
         from ..train import best_epoch
 
-        rows = _metric_rows(Path(summary["run_dir"]))
+        rows = read_metrics(Path(summary["run_dir"]) / "metrics.csv")
         return best_epoch(rows, self.metric, "max" if self.direction == "maximize" else "min")["value"]
-
-
-def _metric_rows(run_dir: Path) -> list[dict]:
-    from ..report import read_metrics
-
-    return read_metrics(run_dir / "metrics.csv")
 
 
 def describe(values: dict) -> str:
