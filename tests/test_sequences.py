@@ -154,6 +154,65 @@ def test_lstm_and_gru_structure():
     assert model.output_shape == (None, 2) and recurrent[0].forward_layer.recurrent_dropout == 0.1
 
 
+def word_order_csv(path: Path, n: int = 120) -> Path:
+    """Two classes with the same bag of words, told apart only by order ("red blue" vs "blue red")
+    amid filler words: a model of single words cannot beat a coin, one of word pairs can."""
+    rng = np.random.default_rng(5)
+    fillers = ["the", "a", "big", "small", "one", "very", "old", "new"]
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        for _ in range(n):
+            label = rng.integers(2)
+            pair = "red blue" if label == 0 else "blue red"
+            before, after = rng.choice(fillers, 2), rng.choice(fillers, 2)
+            writer.writerow([" ".join([*before, pair, *after]), ["forward", "backward"][label]])
+    return path
+
+
+@pytest.mark.parametrize(
+    "model, ngrams, learns_order",
+    [
+        ({"type": "fasttext", "embedding_dim": 8}, 1, False),
+        ({"type": "fasttext", "embedding_dim": 8, "token_dropout": 0.1}, 2, True),
+        ({"type": "textcnn", "embedding_dim": 8, "filters": 8, "kernel_sizes": [2, 3]}, 1, True),
+    ],
+)
+def test_text_families_see_word_order_through_bigrams_or_convolutions(tmp_path, cli, model, ngrams, learns_order):
+    path = word_order_csv(tmp_path / "order.csv")
+    config = text_config("csv", path, model, splits={"train": "train[:70%]", "test": "train[70%:]"}, text={"max_tokens": 100, "sequence_length": 16, "ngrams": ngrams})
+    config["train"]["epochs"] = 15
+    run, summary = trained_run(cli, tmp_path, config)
+    if learns_order:
+        assert summary["test"]["accuracy"] >= 0.9
+    else:
+        assert summary["test"]["accuracy"] <= 0.75  # the same bag of words either way
+    import keras
+
+    saved = keras.models.load_model(run / "checkpoints" / "best.keras", safe_mode=True)
+    assert ("red blue" in saved.get_layer("vectorize").get_vocabulary()) == (ngrams == 2)
+
+
+def test_simple_rnn_cell_learns_text(tmp_path, cli, reviews_csv):
+    model = {"type": "lstm", "cell": "rnn", "units": [8], "embedding_dim": 8}
+    config = text_config("csv", reviews_csv, model, splits={"train": "train[:75%]", "test": "train[75%:]"}, text={"max_tokens": 64, "sequence_length": 6, "column": "review", "label_column": "sentiment"})
+    config["train"]["epochs"] = 8
+    run, summary = trained_run(cli, tmp_path, config)
+    assert summary["test"]["accuracy"] >= 0.8
+    import keras
+
+    saved = keras.models.load_model(run / "checkpoints" / "best.keras", safe_mode=True)
+    assert isinstance(saved.get_layer("lstm").get_layer("rnn0"), keras.layers.SimpleRNN)
+
+
+def test_text_families_refuse_numeric_inputs(tmp_path, cli):
+    for family in ("fasttext", "textcnn"):
+        config = {"name": "t", "data": {"source": "sklearn", "name": "digits"}, "model": {"type": family}, "train": {"epochs": 1, "progress": "none"}}
+        code, _, err = cli("train", write_config(tmp_path / f"{family}.yaml", config), "--runs-dir", tmp_path / "runs")
+        assert code == 2 and f"model.type: {family} expects text (token ids from data.text)" in err
+    assert not any((tmp_path / "runs").glob("*/summary.json"))
+
+
 def test_transformer_checks_heads_divide_width(tmp_path, cli, reviews_csv):
     config = text_config("csv", reviews_csv, {"type": "transformer", "width": 10, "heads": 4})
     code, _, err = cli("validate", write_config(tmp_path / "c.yaml", config))
@@ -328,9 +387,9 @@ def test_augmenting_text_is_refused(tmp_path, cli, reviews_csv):
 
 
 def test_shipped_sequence_configs_validate():
-    for name in ("lstm_imdb", "transformer_imdb", "lstm_timeseries", "text_folder_reviews"):
+    for name in ("lstm_imdb", "transformer_imdb", "lstm_timeseries", "text_folder_reviews", "fasttext_text"):
         saved = yaml.safe_load(subprocess.run([sys.executable, "-m", "dlopt.cli", "validate", str(ROOT / "configs" / f"{name}.yaml")], capture_output=True, text=True, check=True).stdout)
-        assert saved["model"]["type"] in ("lstm", "transformer")
+        assert saved["model"]["type"] in ("lstm", "transformer", "fasttext")
 
 
 # ------------------------------------------------------------------------------- model cost

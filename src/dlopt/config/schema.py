@@ -96,6 +96,9 @@ class TextConfig(Section):
 
     max_tokens: PositiveInt = Field(20000, description="Vocabulary size, including the padding and out-of-vocabulary tokens.")
     sequence_length: PositiveInt = Field(200, description="Tokens per example: longer texts are cut, shorter ones padded.")
+    ngrams: Annotated[int, Field(ge=1, le=3)] = Field(
+        1, description="Word n-grams up to this length become tokens too (2: words and bigrams, fastText's trick for word order); they share `max_tokens` and `sequence_length` with the words, which come first."
+    )
     standardize: Literal["lower_and_strip_punctuation", "lower", "strip_punctuation", "none"] = Field(
         "lower_and_strip_punctuation", description="How text is normalised before splitting into words."
     )
@@ -220,7 +223,7 @@ class FreezeUpTo(Section):
 
 class ModelBase(Section):
     dropout: Fraction = Field(
-        0.0, description="Dropout rate: after each hidden dense layer (every family), on each recurrent layer's inputs (`lstm`), on attention and feed-forward outputs (`transformer`)."
+        0.0, description="Dropout rate: after each hidden dense layer (every family), on each recurrent layer's inputs (`lstm`), on attention and feed-forward outputs (`transformer`), on the averaged embedding (`fasttext`), on the pooled phrase features (`textcnn`)."
     )
     batch_norm: bool = Field(False, description="Batch normalisation after each convolution / dense layer, before the activation.")
     batch_norm_momentum: Union[Literal["auto"], Annotated[float, Field(gt=0, lt=1)]] = Field(
@@ -276,7 +279,7 @@ class ConvBlock(Section):
 class CnnConfig(ModelBase):
     """Convolutional network: conv blocks, then a dense head."""
 
-    type: Literal["cnn"] = Field("cnn", description="Model family from the registry: `cnn`, `mlp`, `lstm`, `transformer`, or a name your `model.module` registers.")
+    type: Literal["cnn"] = Field("cnn", description="Model family from the registry: `cnn`, `mlp`, `lstm`, `transformer`, `fasttext`, `textcnn`, `backbone`, or a name your `model.module` registers.")
     blocks: list[ConvBlock] = Field(
         default_factory=lambda: [ConvBlock(filters=32), ConvBlock(filters=64)],
         description="Conv blocks in order (`cnn`); each takes the keys `model.blocks[].*`.",
@@ -308,7 +311,7 @@ class LstmConfig(ModelBase):
     """Stacked recurrent layers over (time, features) inputs or token ids."""
 
     type: Literal["lstm"]
-    cell: Literal["lstm", "gru"] = Field("lstm", description="Recurrent cell (`lstm`).")
+    cell: Literal["lstm", "gru", "rnn"] = Field("lstm", description="Recurrent cell: `lstm`, `gru` or `rnn` (Keras' SimpleRNN, the classic recurrent layer) (`lstm`).")
     units: list[PositiveInt] = Field(default_factory=lambda: [64], description="Units of each stacked recurrent layer; all but the last return sequences to the next (`lstm`).")
     bidirectional: bool = Field(False, description="Read each sequence both ways (`lstm`).")
     recurrent_dropout: Fraction = Field(0.0, description="Dropout on the recurrent state (`lstm`; above 0 Keras cannot use its fused kernel: slower).")
@@ -332,6 +335,28 @@ class TransformerConfig(ModelBase):
         if self.width % self.heads:
             raise field_error("heads", f"expected a divisor of width ({self.width}), got {self.heads}")
         return self
+
+
+class FastTextConfig(ModelBase):
+    """fastText-style text classifier: token (and n-gram) embeddings averaged into one vector."""
+
+    type: Literal["fasttext"]
+    embedding_dim: PositiveInt = Field(64, description="Token embedding size (`fasttext`).")
+    token_dropout: Fraction = Field(
+        0.0, description="Drop whole tokens (their embeddings) with this probability before averaging, in training only: word dropout, a regulariser for small text sets (`fasttext`)."
+    )
+    dense: list[PositiveInt] = Field(default_factory=list)
+
+
+class TextCnnConfig(ModelBase):
+    """1-D convolutional text classifier: parallel convolutions over token embeddings, max over time."""
+
+    type: Literal["textcnn"]
+    embedding_dim: PositiveInt = Field(64, description="Token embedding size (`textcnn`).")
+    filters: PositiveInt = Field(128, description="Filters per kernel size (`textcnn`).")
+    kernel_sizes: list[PositiveInt] = Field(default_factory=lambda: [3, 4, 5], description="Widths, in tokens, of the parallel convolutions (`textcnn`).")
+    token_dropout: Fraction = Field(0.0, description="Drop whole tokens with this probability, in training only (`textcnn`; see `fasttext`).")
+    dense: list[PositiveInt] = Field(default_factory=list)
 
 
 class BackboneConfig(ModelBase):
@@ -375,7 +400,7 @@ class CustomModelConfig(ModelBase):
         return self
 
 
-BUILTIN_MODELS = {"cnn": CnnConfig, "mlp": MlpConfig, "lstm": LstmConfig, "transformer": TransformerConfig, "backbone": BackboneConfig}
+BUILTIN_MODELS = {"cnn": CnnConfig, "mlp": MlpConfig, "lstm": LstmConfig, "transformer": TransformerConfig, "fasttext": FastTextConfig, "textcnn": TextCnnConfig, "backbone": BackboneConfig}
 
 
 def _model_tag(data: Any) -> str:
@@ -389,6 +414,8 @@ ModelConfig = Annotated[
         Annotated[MlpConfig, Tag("mlp")],
         Annotated[LstmConfig, Tag("lstm")],
         Annotated[TransformerConfig, Tag("transformer")],
+        Annotated[FastTextConfig, Tag("fasttext")],
+        Annotated[TextCnnConfig, Tag("textcnn")],
         Annotated[BackboneConfig, Tag("backbone")],
         Annotated[CustomModelConfig, Tag("custom")],
     ],

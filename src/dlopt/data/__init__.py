@@ -254,6 +254,7 @@ def _adapted_vectorizer(text, train: Split):
     vectorizer = keras.layers.TextVectorization(
         max_tokens=text.max_tokens,
         output_sequence_length=text.sequence_length,
+        ngrams=text.ngrams if text.ngrams > 1 else None,
         standardize=None if text.standardize == "none" else text.standardize,
         name="vectorize",
     )

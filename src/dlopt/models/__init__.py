@@ -74,15 +74,16 @@ def dense_stack(x, units_list, model_config, regularizer, prefix: str):
     return x
 
 
-def sequence_inputs(input_spec: InputSpec, embedding_dim: int, family: str):
-    """(inputs, x) for sequence models: token ids embedded (padding id 0 masked), (time,) values
-    given one feature, (time, features) taken as they are."""
+def sequence_inputs(input_spec: InputSpec, embedding_dim: int, family: str, mask: bool = True):
+    """(inputs, x) for sequence models: token ids embedded (padding id 0 masked, unless `mask` is
+    off for layers that cannot take a mask), (time,) values given one feature, (time, features)
+    taken as they are."""
     import keras
 
     shape = tuple(input_spec.shape)
     if input_spec.vocabulary_size:
         inputs = keras.Input(shape=shape, dtype="int64")
-        return inputs, keras.layers.Embedding(input_spec.vocabulary_size, embedding_dim, mask_zero=True, name="embedding")(inputs)
+        return inputs, keras.layers.Embedding(input_spec.vocabulary_size, embedding_dim, mask_zero=mask, name="embedding")(inputs)
     inputs = keras.Input(shape=shape)
     if len(shape) == 1:
         return inputs, keras.layers.Reshape(shape + (1,), name="one_feature")(inputs)
@@ -123,7 +124,7 @@ def import_user_module(module: str | None) -> None:
 
 def register_builtins() -> None:
     """Import the built-in families: registers their builders and any layers they save."""
-    from . import backbone, cnn, forecasting, lstm, mlp, tabular, transformer  # noqa: F401  (importing registers them)
+    from . import backbone, cnn, fasttext, forecasting, lstm, mlp, tabular, textcnn, transformer  # noqa: F401  (importing registers them)
 
 
 def check_model_type(model_config) -> None:

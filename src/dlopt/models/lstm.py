@@ -1,4 +1,4 @@
-"""`lstm`: stacked LSTM or GRU layers over (time, features) inputs or embedded token ids, a dense head."""
+"""`lstm`: stacked LSTM, GRU or SimpleRNN layers over (time, features) inputs or embedded token ids, a dense head."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def build_lstm(model_config, input_spec, output_spec):
     layers = keras.layers
     regularizer = kernel_regularizer(model_config)
     inputs, x = sequence_inputs(input_spec, model_config.embedding_dim, "lstm")
-    cell = layers.LSTM if model_config.cell == "lstm" else layers.GRU
+    cell = {"lstm": layers.LSTM, "gru": layers.GRU, "rnn": layers.SimpleRNN}[model_config.cell]
     for i, units in enumerate(model_config.units):
         last = i == len(model_config.units) - 1
         recurrent = cell(
