@@ -4,6 +4,7 @@ Each task's splits come from dlopt's own data pipeline for the config (same seed
 same slices), so the baselines and `dlopt train` are measured the same way: fitted on the training
 split, scored on the test split. scikit-learn fits them.
 
+    python benchmarks/baselines.py          # every task whose data this machine has
     python benchmarks/baselines.py configs/mlp_penguins.yaml configs/cnn_digits.yaml
     python benchmarks/baselines.py configs/fasttext_text.yaml --set data.path=/tmp/dlopt-text/kjv_genres
 
@@ -111,15 +112,73 @@ def task_baselines(config_path: str, overrides: list[str] = ()) -> dict:
     return result
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def every_task(text_dir: Path) -> list[tuple[str, list[str]]]:
+    """(config, overrides) of each shipped task whose data is on this machine."""
+    import importlib.util
+
+    tasks = [("configs/cnn_digits.yaml", [])]
+    if importlib.util.find_spec("palmerpenguins"):
+        tasks.append(("configs/mlp_penguins.yaml", []))
+    if Path("/usr/share/datasets/fashion-mnist").is_dir():
+        tasks.append(("configs/cnn_fashion_mnist_local.yaml", []))
+    for name in ("kjv_genres", "wordnet_nouns"):
+        if (text_dir / name / "train.csv").is_file():
+            tasks.append(("configs/fasttext_text.yaml", [f"data.path={text_dir / name}"]))
+    return tasks
+
+
+def forecast_baselines(horizon: int = 4) -> None:
+    """Persistence, seasonal naive and seasonal naive + trend on the test windows of each series
+    benchmarks/forecasts.py trains on, with the same settings (dlopt's own windows and scaling)."""
+    import csv
+    import sys
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import forecasts
+
+    from dlopt.config import load_config
+    from dlopt.data import timeseries
+
+    folder = Path(tempfile.mkdtemp(prefix="dlopt-baselines-"))
+    for i, (name, (rows, season, _)) in enumerate(forecasts.series().items()):
+        path = folder / f"{i}.csv"
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["time", "value"])
+            writer.writerows(rows)
+        overrides = [f"data.path={path}", f"data.timeseries.season={season}", f"data.timeseries.input_width={max(3 * season, 16)}", f"data.timeseries.horizon={horizon}"]
+        settings = load_config(ROOT / "configs" / "lstm_timeseries.yaml", overrides=overrides).data.timeseries
+        _, series = timeseries.load(path, settings)
+        x, y = series.test_windows
+        naive = timeseries.naive_forecasts(x, series, settings.horizon, settings.season)
+        scores = ", ".join(f"{k.replace('_', ' ')} {timeseries.errors(v, y, series)['rmse']:.4g}" for k, v in naive.items())
+        print(f"lstm_timeseries.yaml on {name}: test RMSE over {len(x)} windows, {horizon} steps ahead: {scores}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("configs", nargs="+")
+    parser.add_argument("configs", nargs="*", help="configs to score (none: every task whose data is here)")
+    parser.add_argument("--text-dir", type=Path, default=Path("/tmp/dlopt-text"), help="where benchmarks/text_data.py wrote the text sets")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="config override, as for dlopt train")
     args = parser.parse_args()
-    for config in args.configs:
-        result = task_baselines(config, args.overrides)
+    tasks = [(config, args.overrides) for config in args.configs] or every_task(args.text_dir)
+    for config, overrides in tasks:
+        result = task_baselines(str(ROOT / config) if not Path(config).exists() else config, overrides)
         scores = ", ".join(f"{k} {v:.4f}" for k, v in result.items() if isinstance(v, float))
-        print(f"{Path(config).name}: {result['metric']} on {result['test']} test rows ({result['train']} training): {scores}")
+        paths = [o.split("=", 1)[1] for o in overrides if o.startswith("data.path=")]
+        on = f" on {Path(paths[0]).name}" if paths else ""
+        print(f"{Path(config).name}{on}: {result['metric']} on {result['test']} test rows ({result['train']} training): {scores}", flush=True)
+    if not args.configs:
+        try:
+            import statsmodels  # noqa: F401
+        except ImportError:
+            print("time series: pip install statsmodels for the series benchmarks/forecasts.py uses")
+        else:
+            forecast_baselines()
 
 
 if __name__ == "__main__":

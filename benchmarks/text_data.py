@@ -6,11 +6,17 @@
   (law, history, wisdom, prophets, gospels and Acts, epistles, Revelation: 7 classes);
   `apt-get install bible-kjv` (its `bible` command prints the verses).
 
+Held out, to check the configs on text they were not tuned on:
+
+- `fortunes` (`--held-out`): the six largest topic files of the fortune cookies (people,
+  definitions, cookie, computers, songs-poems, politics), each cookie labelled with its file;
+  `apt-get install fortunes`.
+
 Each folder holds train.csv and test.csv (columns `text`, `label`). The test split is a fixed fifth
 chosen by a hash of the synset offset or of the chapter, so a chapter's verses never straddle the
 split (neighbouring verses share names and phrases).
 
-    python benchmarks/text_data.py /tmp/dlopt-text
+    python benchmarks/text_data.py /tmp/dlopt-text [--held-out]
     dlopt train configs/fasttext_text.yaml --set data.path=/tmp/dlopt-text/wordnet_nouns
 """
 
@@ -24,6 +30,8 @@ import zlib
 from pathlib import Path
 
 WORDNET = Path("/usr/share/wordnet")
+FORTUNES = Path("/usr/share/games/fortunes")
+FORTUNE_TOPICS = ("people", "definitions", "cookie", "computers", "songs-poems", "politics")
 # The noun lexicographer files, numbered 03 to 28 (WordNet's lexnames(5)).
 NOUN_CATEGORIES = (
     "Tops act animal artifact attribute body cognition communication event feeling food group location motive "
@@ -70,6 +78,15 @@ def kjv_genres() -> list[tuple[str, str, str]]:
     return rows
 
 
+def fortunes() -> list[tuple[str, str, str]]:
+    """(cookie, cookie, topic file) for every cookie of the six largest topic files."""
+    rows = []
+    for topic in FORTUNE_TOPICS:
+        cookies = (FORTUNES / topic).read_text(encoding="utf-8", errors="replace").split("\n%\n")
+        rows += [(text, " ".join(text.split()), topic) for text in (c.strip() for c in cookies) if text]
+    return rows
+
+
 def write(rows, folder: Path) -> dict[str, int]:
     folder.mkdir(parents=True, exist_ok=True)
     counts = {}
@@ -84,13 +101,15 @@ def write(rows, folder: Path) -> dict[str, int]:
 
 
 DATASETS = {"wordnet_nouns": wordnet_nouns, "kjv_genres": kjv_genres}
+HELD_OUT = {"fortunes": fortunes}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="folder to write <data set>/train.csv and test.csv into")
+    parser.add_argument("--held-out", action="store_true", help="write the held-out set (fortunes) instead")
     args = parser.parse_args()
-    for name, rows_of in DATASETS.items():
+    for name, rows_of in (HELD_OUT if args.held_out else DATASETS).items():
         rows = rows_of()
         counts = write(rows, args.out / name)
         print(f"{args.out / name}: {counts['train']} train, {counts['test']} test, {len({r[2] for r in rows})} classes")
