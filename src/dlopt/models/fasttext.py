@@ -8,8 +8,7 @@ through the n-grams.
 
 from __future__ import annotations
 
-from ..errors import ConfigError
-from . import dense_stack, kernel_regularizer, output_head, register, sequence_inputs
+from . import dense_stack, kernel_regularizer, output_head, register, text_inputs
 
 
 @register("fasttext")
@@ -17,13 +16,8 @@ def build_fasttext(model_config, input_spec, output_spec):
     import keras
 
     layers = keras.layers
-    if not input_spec.vocabulary_size:
-        raise ConfigError(f"model.type: fasttext expects text (token ids from data.text), the data has shape {tuple(input_spec.shape)}")
     regularizer = kernel_regularizer(model_config)
-    inputs, x = sequence_inputs(input_spec, model_config.embedding_dim, "fasttext")
-    if model_config.token_dropout:
-        # One draw per token, shared by its whole embedding: the token is dropped from the average.
-        x = layers.Dropout(model_config.token_dropout, noise_shape=(None, input_spec.shape[0], 1), name="token_dropout")(x)
+    inputs, x = text_inputs(model_config, input_spec, "fasttext")  # a dropped token leaves the average
     x = layers.GlobalAveragePooling1D(name="average")(x)  # over the real tokens: the mask hides padding
     if model_config.dropout:
         x = layers.Dropout(model_config.dropout, name="average_dropout")(x)

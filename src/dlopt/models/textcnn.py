@@ -7,8 +7,7 @@ filter learns a phrase pattern of its width and fires wherever in the text it oc
 
 from __future__ import annotations
 
-from ..errors import ConfigError
-from . import dense_stack, kernel_regularizer, output_head, register, sequence_inputs
+from . import dense_stack, kernel_regularizer, output_head, register, text_inputs
 
 
 @register("textcnn")
@@ -16,13 +15,9 @@ def build_textcnn(model_config, input_spec, output_spec):
     import keras
 
     layers = keras.layers
-    if not input_spec.vocabulary_size:
-        raise ConfigError(f"model.type: textcnn expects text (token ids from data.text), the data has shape {tuple(input_spec.shape)}")
     regularizer = kernel_regularizer(model_config)
     # No padding mask: convolutions cannot take one; padding is a token the filters learn to ignore.
-    inputs, x = sequence_inputs(input_spec, model_config.embedding_dim, "textcnn", mask=False)
-    if model_config.token_dropout:
-        x = layers.Dropout(model_config.token_dropout, noise_shape=(None, input_spec.shape[0], 1), name="token_dropout")(x)
+    inputs, x = text_inputs(model_config, input_spec, "textcnn", mask=False)
     pooled = []
     for width in model_config.kernel_sizes:
         conv = layers.Conv1D(model_config.filters, width, padding="same", activation=model_config.activation, kernel_regularizer=regularizer, name=f"conv{width}")(x)
