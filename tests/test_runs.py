@@ -192,6 +192,31 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     assert abs(float(rows[-1]["val_accuracy"]) - uninterrupted) <= 0.005
 
 
+def test_killed_while_an_epochs_row_is_written_resumes_that_epoch(tmp_path):
+    """A kill after epoch 2's checkpoints but before its metrics row: the resume state must not
+    count epoch 2 yet, or its row would be lost for good."""
+    config = slow_config(tmp_path, 3)
+    killer = (
+        "import os, sys\n"
+        "import dlopt.callbacks as callbacks\n"
+        "write_row = callbacks.MetricsCSV.on_epoch_end\n"
+        "def dies_at_epoch_two(self, epoch, logs=None):\n"
+        "    if epoch == 1:\n"
+        "        os._exit(9)  # as abrupt as kill -9: no handler, no flush\n"
+        "    write_row(self, epoch, logs)\n"
+        "callbacks.MetricsCSV.on_epoch_end = dies_at_epoch_two\n"
+        "from dlopt.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", killer, "train", str(config), "--runs-dir", str(tmp_path / "runs")], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == 9, killed.stderr[-2000:]
+    [run] = run_dirs(tmp_path / "runs")
+    assert [r["epoch"] for r in read_rows(run / "metrics.csv")] == ["1"]
+    resumed = subprocess.run(DLOPT + ["train", "--resume", str(run), "--json"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert [r["epoch"] for r in read_rows(run / "metrics.csv")] == ["1", "2", "3"]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
 def test_signal_marks_interrupted_and_resume_finishes(tmp_path, cli, sig):
     config = slow_config(tmp_path, 3)

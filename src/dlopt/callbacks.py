@@ -134,9 +134,13 @@ class Backup(keras.callbacks.BackupAndRestore):
         self._current_epoch = self.model._initial_epoch or 0
 
     def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        if self.save_freq != "epoch":  # Keras saves either per epoch or per N steps; we want both
-            self._save_model()
+        # Only count the epoch here: BackupAtEpochEnd saves once the epoch's checkpoints and metrics
+        # row are written, so a kill in between resumes the epoch instead of losing its row.
+        self._current_epoch = epoch + 1
+        self._last_batch_seen = 0
+
+    def save_epoch_end(self) -> None:
+        self._save_model()
 
     def _save_model(self):
         folder = self.save_dir
@@ -157,6 +161,18 @@ class Backup(keras.callbacks.BackupAndRestore):
         """Save the current state (an interrupted epoch is then run again from its start)."""
         if self.model is not None and self.model.built:
             self._save_model()
+
+
+class BackupAtEpochEnd(keras.callbacks.Callback):
+    """The resume state's save at an epoch's end (Keras saves it per epoch or per N steps; we want
+    both), placed after the callbacks that write the epoch's checkpoints, states and metrics row."""
+
+    def __init__(self, backup: Backup):
+        super().__init__()
+        self.backup = backup
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.backup.save_epoch_end()
 
 
 class AtomicCheckpoint(keras.callbacks.ModelCheckpoint):

@@ -170,7 +170,7 @@ def best_epoch(rows: list[dict], monitor: str, mode: str) -> dict:
 def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows: list[dict], stopper, restore_dir: Path | None = None, trial=None) -> tuple[list, object, object, object]:
     import keras
 
-    from .callbacks import AtomicCheckpoint, Backup, CallbackStates, DataEpoch, EpochStats, MetricsCSV, StopOnNaN
+    from .callbacks import AtomicCheckpoint, Backup, BackupAtEpochEnd, CallbackStates, DataEpoch, EpochStats, MetricsCSV, StopOnNaN
     from .optim import schedule_callbacks
 
     ckpt = run_dir / "checkpoints"
@@ -205,6 +205,7 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
     states = CallbackStates(run_dir / "backup", callbacks, (restore_dir or run_dir) / "backup", data.random_states, resumed=bool(earlier_rows), fresh_at_epoch=config.model.unfreeze_at_epoch)
     callbacks.append(states)
     callbacks += [metrics_csv, report.progress_callback(progress, config.train.epochs, data.steps_per_epoch, data.batch_size)]
+    callbacks.append(BackupAtEpochEnd(backup))  # the epoch is in the resume state only once its row is written
     if trial is not None:  # a search's trial reports each epoch, after its row is written, and may be pruned
         callbacks.append(trial.callback())
     # the stopper goes last: an interrupt lands after this epoch's backup, checkpoints and rows
