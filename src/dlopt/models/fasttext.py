@@ -2,8 +2,7 @@
 
 Each token id (a word, or a word n-gram with `data.text.ngrams`) has an embedding; the embeddings
 of a text's tokens are averaged (padding masked out) into one vector, then an optional dense stack
-and the head. Fast, and on short texts as good as much heavier models: word order enters only
-through the n-grams.
+and the head. Fast: one lookup and a mean per text; word order enters only through the n-grams.
 """
 
 from __future__ import annotations
