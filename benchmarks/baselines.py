@@ -15,6 +15,7 @@ on dlopt's validation split (the baseline at its best, as a person tuning it fai
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def features(x, table, fit_on=None):
     return np.concatenate(out, axis=1)
 
 
-def text_baselines(data, result: dict) -> dict:
+def text_baselines(data, config_path: str) -> dict:
     """TF-IDF (sublinear term frequency) + logistic regression, C chosen on the validation split."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -64,6 +65,7 @@ def text_baselines(data, result: dict) -> dict:
     for role in ("train", "val", "test"):
         x, y = arrays(data.pipelines[role])
         texts[role] = ([t.decode() if isinstance(t, bytes) else str(t) for t in x.reshape(-1)], y.reshape(-1))
+    result = {"config": config_path, "train": len(texts["train"][1]), "test": len(texts["test"][1])}
     for name, ngrams in (("TF-IDF words + LR", (1, 1)), ("TF-IDF words and bigrams + LR", (1, 2))):
         vectorizer = TfidfVectorizer(ngram_range=ngrams, sublinear_tf=True, min_df=2)
         x_train = vectorizer.fit_transform(texts["train"][0])
@@ -92,8 +94,7 @@ def task_baselines(config_path: str, overrides: list[str] = ()) -> dict:
     config.data.augment = []
     data = data_module.build(config, roles=("train", "val", "test"), for_training=False)
     if data.vectorizer is not None:
-        result = {"config": config_path, "train": len(arrays(data.pipelines["train"])[1]), "test": len(arrays(data.pipelines["test"])[1])}
-        return text_baselines(data, result)
+        return text_baselines(data, config_path)
     x_train, y_train = arrays(data.pipelines["train"])
     x_test, y_test = arrays(data.pipelines["test"])
     x_train, x_test = features(x_train, data.table), features(x_test, data.table)
@@ -117,8 +118,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def every_task(text_dir: Path) -> list[tuple[str, list[str]]]:
     """(config, overrides) of each shipped task whose data is on this machine."""
-    import importlib.util
-
     tasks = [("configs/cnn_digits.yaml", [])]
     if importlib.util.find_spec("palmerpenguins"):
         tasks.append(("configs/mlp_penguins.yaml", []))
@@ -133,7 +132,6 @@ def every_task(text_dir: Path) -> list[tuple[str, list[str]]]:
 def forecast_baselines(horizon: int = 4) -> None:
     """Persistence, seasonal naive and seasonal naive + trend on the test windows of each series
     benchmarks/forecasts.py trains on, with the same settings (dlopt's own windows and scaling)."""
-    import csv
     import sys
     import tempfile
 
@@ -145,13 +143,8 @@ def forecast_baselines(horizon: int = 4) -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="dlopt-baselines-"))
     for i, (name, (rows, season, _)) in enumerate(forecasts.series().items()):
-        path = folder / f"{i}.csv"
-        with open(path, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["time", "value"])
-            writer.writerows(rows)
-        overrides = [f"data.path={path}", f"data.timeseries.season={season}", f"data.timeseries.input_width={max(3 * season, 16)}", f"data.timeseries.horizon={horizon}"]
-        settings = load_config(ROOT / "configs" / "lstm_timeseries.yaml", overrides=overrides).data.timeseries
+        path = forecasts.write_series(rows, folder / f"{i}.csv")
+        settings = load_config(ROOT / "configs" / "lstm_timeseries.yaml", overrides=forecasts.overrides(path, season, horizon)).data.timeseries
         _, series = timeseries.load(path, settings)
         x, y = series.test_windows
         naive = timeseries.naive_forecasts(x, series, settings.horizon, settings.season)
@@ -173,12 +166,10 @@ def main() -> None:
         on = f" on {Path(paths[0]).name}" if paths else ""
         print(f"{Path(config).name}{on}: {result['metric']} on {result['test']} test rows ({result['train']} training): {scores}", flush=True)
     if not args.configs:
-        try:
-            import statsmodels  # noqa: F401
-        except ImportError:
-            print("time series: pip install statsmodels for the series benchmarks/forecasts.py uses")
-        else:
+        if importlib.util.find_spec("statsmodels"):
             forecast_baselines()
+        else:
+            print("time series: pip install statsmodels for the series benchmarks/forecasts.py uses")
 
 
 if __name__ == "__main__":

@@ -44,8 +44,21 @@ def series() -> dict[str, tuple[list[tuple[str, float]], int, str]]:
     }
 
 
+def write_series(rows: list[tuple[str, float]], path: Path) -> Path:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["time", "value"])
+        writer.writerows(rows)
+    return path
+
+
+def overrides(path: Path, season: int, horizon: int) -> list[str]:
+    """What belongs to the data: its path, its season, a window of three seasons (16 steps at least)."""
+    return [f"data.path={path}", f"data.timeseries.season={season}", f"data.timeseries.input_width={max(3 * season, 16)}", f"data.timeseries.horizon={horizon}"]
+
+
 def train(path: Path, season: int, horizon: int, seed: int, runs: Path) -> dict:
-    sets = [f"data.path={path}", f"data.timeseries.season={season}", f"data.timeseries.input_width={max(3 * season, 16)}", f"data.timeseries.horizon={horizon}", f"seed={seed}"]
+    sets = overrides(path, season, horizon) + [f"seed={seed}"]
     command = [sys.executable, "-m", "dlopt.cli", "train", str(ROOT / "configs" / "lstm_timeseries.yaml"), "--json", "--runs-dir", str(runs), "--progress", "none"]
     for option in sets:
         command += ["--set", option]
@@ -64,11 +77,7 @@ def main() -> None:
     print(f"| series | kind | model (seeds {' / '.join(map(str, args.seeds))}) | persistence | seasonal naive | seasonal naive + trend | model beats all three |")
     print("|---|---|---|---|---|---|---|")
     for name, (rows, season, kind) in series().items():
-        path = folder / f"{len(list(folder.glob('*.csv')))}.csv"
-        with open(path, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["time", "value"])
-            writer.writerows(rows)
+        path = write_series(rows, folder / f"{len(list(folder.glob('*.csv')))}.csv")
         forecasts = [train(path, season, args.horizon, seed, folder / "runs") for seed in args.seeds]
         models = [f["model"]["rmse"] for f in forecasts]
         naive = {k: forecasts[0][k]["rmse"] for k in ("persistence", "seasonal_naive", "seasonal_naive_trend")}
