@@ -170,6 +170,36 @@ def word_order_csv(path: Path, n: int = 120) -> Path:
     return path
 
 
+@pytest.mark.parametrize("min_count", [1, 2])
+def test_min_count_leaves_words_of_a_single_training_text_out_of_the_vocabulary(tmp_path, cli, min_count):
+    rows = [("good film shared words", "pos"), ("bad film shared words", "neg")] * 10
+    rows += [("good film lonely", "pos"), ("bad film echo echo echo", "neg")]  # each only in one text
+    rows += [("good film rare pair", "pos"), ("bad film rare", "neg")]  # "rare" in two texts
+    rows += [("good film unseen", "pos"), ("bad film unseen", "neg")]  # in the test rows only
+    path = tmp_path / "texts.csv"
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle).writerows([("text", "label"), *rows])
+    train_rows = len(rows) - 2
+    splits = {"train": f"train[:{train_rows}]", "val": f"train[{train_rows}:]", "test": f"train[{train_rows}:]"}
+    config = text_config("csv", path, {"type": "fasttext", "embedding_dim": 4}, splits=splits, split_shuffle=False, text={"max_tokens": 64, "sequence_length": 8, "min_count": min_count})
+    run, summary = trained_run(cli, tmp_path, config)
+    import keras
+
+    vectorize = keras.models.load_model(run / "checkpoints" / "best.keras", safe_mode=True).get_layer("vectorize")
+    vocabulary = set(vectorize.get_vocabulary())
+    assert {"good", "bad", "film", "shared", "words", "rare"} <= vocabulary and "unseen" not in vocabulary
+    # "echo" is three times in one text: like "lonely", it is in one text only
+    assert vocabulary & {"lonely", "echo"} == ({"lonely", "echo"} if min_count == 1 else set())
+    unknown = vectorize.get_vocabulary().index("[UNK]")
+    assert (int(vectorize(["lonely"])[0][0]) == unknown) == (min_count == 2)
+
+
+def test_min_count_that_leaves_no_word_is_a_one_line_error(tmp_path, cli, reviews_csv):
+    config = text_config("csv", reviews_csv, {"type": "fasttext", "embedding_dim": 4}, splits={"train": "train[:75%]", "test": "train[75%:]"}, text={"min_count": 10000, "column": "review", "label_column": "sentiment"})
+    code, out, err = cli("train", write_config(tmp_path / "c.yaml", config), "--runs-dir", tmp_path / "runs")
+    assert code != 0 and "data.text.min_count: no word is in 10000 or more training texts" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     "model, ngrams, learns_order",
     [

@@ -99,6 +99,11 @@ class TextConfig(Section):
     ngrams: Annotated[int, Field(ge=1, le=3)] = Field(
         1, description="Word n-grams up to this length become tokens too (2: words and bigrams, fastText's trick for word order); they share `max_tokens` and `sequence_length` with the words, which come first."
     )
+    min_count: PositiveInt = Field(
+        1,
+        description="A word or n-gram enters the vocabulary only if at least this many training texts hold it (scikit-learn's `min_df`); "
+        "rarer ones read as out-of-vocabulary. 2 stops a small data set's one-off words and bigrams being learnt by heart.",
+    )
     standardize: Literal["lower_and_strip_punctuation", "lower", "strip_punctuation", "none"] = Field(
         "lower_and_strip_punctuation", description="How text is normalised before splitting into words."
     )

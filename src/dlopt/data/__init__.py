@@ -263,7 +263,29 @@ def _adapted_vectorizer(text, train: Split):
     else:
         texts = train.dataset.map(lambda x, y: x)
     vectorizer.adapt(texts.batch(1024))
+    if text.min_count > 1:
+        vectorizer.set_vocabulary(_common_tokens(vectorizer, texts.batch(1024), text.min_count))
     return vectorizer
+
+
+def _common_tokens(vectorizer, batches, min_count: int) -> list[str]:
+    """The adapted vocabulary (most frequent first) without the tokens fewer than `min_count` texts hold."""
+    import keras
+    import tensorflow as tf
+
+    vocabulary = vectorizer.get_vocabulary(include_special_tokens=False)
+    config = vectorizer.get_config()
+    # the same standardisation, split and n-grams, one 0/1 column per token and text: document counts
+    in_text = keras.layers.TextVectorization(
+        vocabulary=vocabulary, output_mode="multi_hot", sparse=True, standardize=config["standardize"], split=config["split"], ngrams=config["ngrams"]
+    )
+    counts = tf.zeros([len(vocabulary) + 1], tf.float32)  # column 0: out-of-vocabulary
+    for batch in batches:
+        counts += tf.cast(tf.sparse.reduce_sum(in_text(batch), axis=0), tf.float32)
+    kept = [token for token, count in zip(vocabulary, counts.numpy()[1:]) if count >= min_count]
+    if not kept:
+        raise RunFailed(f"data.text.min_count: no word is in {min_count} or more training texts; lower it")
+    return kept
 
 
 def _decode_images(config: Config, splits: dict[str, Split], roles) -> None:
