@@ -60,15 +60,19 @@ def shipped_cnn_layers() -> list:
     shipped = yaml.safe_load(CONFIG.read_text())["model"]
     layers = keras.layers
 
-    def conv_block(filters, pool):
+    def conv(filters, pool):
         conv, norm = [layers.Conv2D(filters, 3, padding="same", use_bias=False)], [layers.BatchNormalization(), layers.Activation("relu")]
         pooling = [layers.MaxPooling2D(2)] if pool else []
         return conv + pooling + norm if shipped.get("pool_first") else conv + norm + pooling
 
+    def conv_block(block):  # the block's convs; its pooling after the last
+        convs, pool = block.get("convs", 1), block.get("pool", "max") != "none"
+        return [layer for c in range(convs) for layer in conv(block["filters"], pool and c == convs - 1)]
+
     return (
-        [layer for block in shipped["blocks"] for layer in conv_block(block["filters"], block.get("pool", "max") != "none")]
+        [layer for block in shipped["blocks"] for layer in conv_block(block)]
         + [layers.Flatten(), layers.Dense(shipped["dense"][0], use_bias=False), layers.BatchNormalization(), layers.Activation("relu")]
-        + [layers.Dropout(shipped["dropout"]), layers.Dense(10, activation="softmax")]
+        + [layers.Dropout(shipped["dropout"]), layers.Dense(10, activation="softmax", dtype="float32")]  # as dlopt: float32 output
     )
 
 
@@ -77,11 +81,15 @@ def plain_keras(data: Path, epochs: int, augment: bool, threads: int | None) -> 
     import keras
     import numpy as np
     import tensorflow as tf
+    import yaml
 
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)  # as dlopt's train.threads
 
     keras.utils.set_random_seed(42)
+    shipped = yaml.safe_load(CONFIG.read_text())
+    precision = shipped["train"].get("mixed_precision", "none")
+    keras.mixed_precision.set_global_policy("float32" if precision in ("none", "auto") else precision)  # auto: float32 on CPU
     x = read_idx(data / "train-images-idx3-ubyte.gz")[..., None].astype("float32") / 255.0
     y = read_idx(data / "train-labels-idx1-ubyte.gz")
     x_train, y_train, x_val, y_val = x[:57000], y[:57000], x[57000:], y[57000:]  # as the config: the last 5% validate
@@ -99,9 +107,9 @@ def plain_keras(data: Path, epochs: int, augment: bool, threads: int | None) -> 
         + shipped_cnn_layers()
     )
     steps = int(np.ceil(len(x_train) / batch))
-    schedule = keras.optimizers.schedules.CosineDecay(0.0, max((epochs - 1) * steps, 1), warmup_target=2e-3, warmup_steps=steps)
+    schedule = keras.optimizers.schedules.CosineDecay(0.0, max((epochs - 1) * steps, 1), warmup_target=shipped["optimizer"]["learning_rate"], warmup_steps=steps)
     model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=shipped["optimizer"]["weight_decay"]),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
         metrics=["accuracy", keras.metrics.F1Score(average="macro", name="macro_f1")],
     )

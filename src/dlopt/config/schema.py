@@ -588,7 +588,7 @@ class TrainConfig(Section):
     )
     mixed_precision: Literal["auto", "none", "mixed_float16", "mixed_bfloat16"] = Field(
         "auto",
-        description="Compute in 16-bit floats, keep weights in float32. `auto`: `mixed_float16` on GPUs that run it fast (compute capability 7.0+), `none` elsewhere (on CPU, 16-bit math is slower). `mixed_float16` scales the loss against underflow (Keras LossScaleOptimizer); the output layer always computes in float32.",
+        description="Compute in 16-bit floats, keep weights in float32. `auto`: `mixed_float16` on GPUs that run it fast (compute capability 7.0+), `none` elsewhere (on most CPUs 16-bit math is slower; those with AVX-512 BF16 or AMX run `mixed_bfloat16` faster). `mixed_float16` scales the loss against underflow (Keras LossScaleOptimizer); the output layer always computes in float32.",
     )
     threads: Optional[PositiveInt] = Field(None, description="TensorFlow threads per op (intra-op parallelism); unset: one per CPU core.")
     onednn: Union[bool, Literal["auto"]] = Field(
