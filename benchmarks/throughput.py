@@ -20,6 +20,7 @@ mapped over batches, as the Keras guides write it). dlopt turns on TensorFlow's 
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import json
 import os
@@ -52,18 +53,25 @@ def read_idx(path: Path):
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
+@functools.cache
+def shipped_config() -> dict:
+    """The shipped config's YAML as written (the plain script reads it without dlopt)."""
+    import yaml
+
+    return yaml.safe_load(CONFIG.read_text())
+
+
 def shipped_cnn_layers() -> list:
     """The shipped config's CNN (widths, layer order, dense head, dropout) as plain Keras layers."""
     import keras
-    import yaml
 
-    shipped = yaml.safe_load(CONFIG.read_text())["model"]
+    shipped = shipped_config()["model"]
     layers = keras.layers
 
     def conv(filters, pool):
-        conv, norm = [layers.Conv2D(filters, 3, padding="same", use_bias=False)], [layers.BatchNormalization(), layers.Activation("relu")]
+        convolution, norm = [layers.Conv2D(filters, 3, padding="same", use_bias=False)], [layers.BatchNormalization(), layers.Activation("relu")]
         pooling = [layers.MaxPooling2D(2)] if pool else []
-        return conv + pooling + norm if shipped.get("pool_first") else conv + norm + pooling
+        return convolution + pooling + norm if shipped.get("pool_first") else convolution + norm + pooling
 
     def conv_block(block):  # the block's convs; its pooling after the last
         convs, pool = block.get("convs", 1), block.get("pool", "max") != "none"
@@ -81,13 +89,12 @@ def plain_keras(data: Path, epochs: int, augment: bool, threads: int | None) -> 
     import keras
     import numpy as np
     import tensorflow as tf
-    import yaml
 
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)  # as dlopt's train.threads
 
     keras.utils.set_random_seed(42)
-    shipped = yaml.safe_load(CONFIG.read_text())
+    shipped = shipped_config()
     precision = shipped["train"].get("mixed_precision", "none")
     keras.mixed_precision.set_global_policy("float32" if precision in ("none", "auto") else precision)  # auto: float32 on CPU
     x = read_idx(data / "train-images-idx3-ubyte.gz")[..., None].astype("float32") / 255.0
