@@ -192,10 +192,17 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     assert abs(float(rows[-1]["val_accuracy"]) - uninterrupted) <= 0.005
 
 
-def test_killed_while_an_epochs_row_is_written_resumes_that_epoch(tmp_path):
+@pytest.mark.parametrize("min_steps", [None, 677], ids=["epochs", "min_steps"])
+def test_killed_while_an_epochs_row_is_written_resumes_that_epoch(tmp_path, min_steps):
     """A kill after epoch 2's checkpoints but before its metrics row: the resume state must not
-    count epoch 2 yet, or its row would be lost for good."""
+    count epoch 2 yet, or its row would be lost for good. With train.min_steps (2,700 images in
+    batches of 8: 338 steps per epoch, so 677 steps are 3 epochs) the resumed run arrives at the
+    same 3 epochs."""
     config = slow_config(tmp_path, 3)
+    if min_steps:
+        settings = yaml.safe_load(config.read_text())
+        settings["train"].update(epochs=1, min_steps=min_steps)
+        write_config(config, settings)
     killer = (
         "import os, sys\n"
         "import dlopt.callbacks as callbacks\n"

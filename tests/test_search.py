@@ -156,6 +156,18 @@ def test_pruned_trials_end_cleanly_and_keep_their_files(tmp_path, cli):
     assert len(json.loads(out)) == result["trials"]["pruned"]
 
 
+@pytest.mark.parametrize("min_steps, max_resource", [(None, 3), (100, "auto")])
+def test_hyperband_spans_the_epochs_a_trial_trains(tmp_path, min_steps, max_resource):
+    # with train.min_steps the epochs depend on the data: Optuna reads them off the first finished trial
+    from dlopt.search.spec import load_search
+    from dlopt.search.study import _pruner
+
+    search = {"pruner": "hyperband", "params": {"optimizer.learning_rate": {"type": "float", "low": 1.0e-3, "high": 1.0e-2}}}
+    path = search_config(tmp_path, search, epochs=3)
+    pruner = _pruner(load_search(path, [f"train.min_steps={min_steps}"] if min_steps else []))
+    assert pruner._max_resource == max_resource
+
+
 def test_a_trial_whose_loss_becomes_nan_fails_and_the_study_goes_on(tmp_path, cli):
     search = {"trials": 2, "sampler": "grid", "pruner": "none", "params": {"optimizer.learning_rate": {"type": "categorical", "choices": [0.01, 1.0e6]}}}
     path = search_config(tmp_path, search, optimizer={"type": "sgd", "learning_rate": 0.01})

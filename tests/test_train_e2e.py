@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -261,3 +262,18 @@ def test_offline_tfds_fails_before_creating_a_run(tmp_path, cli, monkeypatch):
     code, out, err = cli("train", config, "--runs-dir", tmp_path / "runs", "--set", f"data.data_dir={tmp_path / 'tfds'}")
     assert code == 1 and err.startswith("error: data.name: TFDS cannot download 'mnist' (no network)") and err.count("\n") == 1
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize("min_steps, epochs", [(30, 5), (10, 2)])
+def test_min_steps_gives_small_data_more_epochs_and_the_schedule_runs_over_them(tmp_path, cli, idx_dir, min_steps, epochs):
+    # 216 training images after the validation carve, batch 32: 7 steps per epoch
+    config = tiny_cnn_config(idx_dir, schedule={"type": "cosine"}, train={"epochs": 2, "min_steps": min_steps, "progress": "lines"})
+    code, out, err = cli("train", write_config(tmp_path / "c.yaml", config), "--runs-dir", tmp_path / "runs", "--json")
+    assert code == 0, err
+    assert json.loads(out)["epochs_run"] == epochs
+    assert (f"train.min_steps {min_steps}: {epochs} epochs of 7 steps (train.epochs 2)" in err) == (epochs != 2)
+    assert f"epoch {epochs}/{epochs}" in err
+    rates = [float(r["learning_rate"]) for r in read_csv(only_run(tmp_path / "runs") / "metrics.csv")]
+    # the cosine runs over all the epochs trained: each row has the rate of its epoch's last step
+    total = epochs * 7
+    assert rates == pytest.approx([0.005 * (1 + math.cos(math.pi * (e * 7 - 1) / total)) for e in range(1, epochs + 1)], rel=1e-4)

@@ -249,6 +249,7 @@ def _train_run(config: Config, run: lifecycle.Run, placement, progress: str, tri
     """The steps of one run, in its folder: data, model, fit, test, summary."""
     config = _seeded(config, placement)
     data = data_module.build(config)
+    config = _with_min_steps(config, data.steps_per_epoch)
     model, model_facts = _build_model(config, data, placement)
     _check_monitors(config, data, trial)
     fitted = _fit(config, run, data, model, placement, progress, model_facts, trial)
@@ -271,6 +272,17 @@ def _seeded(config: Config, placement) -> Config:
 
         tf.config.experimental.enable_op_determinism()
     return distribute.scaled(config, placement.replicas)
+
+
+def _with_min_steps(config: Config, steps_per_epoch: int) -> Config:
+    """The config with as many epochs as `train.min_steps` needs on this data (at least `train.epochs`).
+    Resolved from the data each time, so a resumed run arrives at the same number."""
+    wanted = config.train.min_steps
+    epochs = max(config.train.epochs, math.ceil(wanted / steps_per_epoch)) if wanted else config.train.epochs
+    if epochs == config.train.epochs:
+        return config
+    report.stderr.print(f"train.min_steps {wanted}: {epochs} epochs of {steps_per_epoch} steps (train.epochs {config.train.epochs})", soft_wrap=True)
+    return config.model_copy(update={"train": config.train.model_copy(update={"epochs": epochs})})
 
 
 @dataclass

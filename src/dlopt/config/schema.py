@@ -570,6 +570,10 @@ class EarlyStopping(Section):
 
 class TrainConfig(Section):
     epochs: PositiveInt = Field(10, description="Training epochs.")
+    min_steps: Optional[PositiveInt] = Field(
+        None,
+        description="At least this many optimizer steps: a small data set trains more epochs than `epochs` (max(`epochs`, ceil(min_steps / steps per epoch))), a large one exactly `epochs`; the learning-rate schedule runs over the epochs trained. Unset: `epochs`.",
+    )
     loss: Literal[LOSSES] = Field(
         "auto",
         description="Loss: `sparse_categorical_crossentropy`, `categorical_crossentropy`, `binary_crossentropy`, `mse`, `mae`, `huber`; `auto` picks sparse categorical cross-entropy for classification and MSE for regression.",

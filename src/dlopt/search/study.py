@@ -151,7 +151,9 @@ def _pruner(search: Search):
     if spec.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=spec.pruner_startup_trials, n_warmup_steps=first_prunable_epoch)
     if spec.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=first_prunable_epoch, max_resource=search.base.train.epochs, reduction_factor=3)
+        # with train.min_steps the epochs depend on the data: Optuna takes them from the first finished trial
+        epochs = "auto" if search.base.train.min_steps else search.base.train.epochs
+        return optuna.pruners.HyperbandPruner(min_resource=first_prunable_epoch, max_resource=epochs, reduction_factor=3)
     return optuna.pruners.NopPruner()
 
 
