@@ -223,6 +223,28 @@ def test_text_families_see_word_order_through_bigrams_or_convolutions(tmp_path, 
     assert ("red blue" in saved.get_layer("vectorize").get_vocabulary()) == (ngrams == 2)
 
 
+def test_wide_fasttext_adds_a_linear_model_of_the_tokens_to_the_head(tmp_path, cli):
+    path = word_order_csv(tmp_path / "order.csv")
+    model = {"type": "fasttext", "embedding_dim": 8, "token_dropout": 0.1, "wide": True}
+    config = text_config("csv", path, model, splits={"train": "train[:70%]", "test": "train[70%:]"}, text={"max_tokens": 100, "sequence_length": 16, "ngrams": 2})
+    config["train"]["epochs"] = 15
+    run, summary = trained_run(cli, tmp_path, config)
+    assert summary["test"]["accuracy"] >= 0.9
+    import keras
+
+    from dlopt.models.finetune import leaf_layers
+
+    saved = keras.models.load_model(run / "checkpoints" / "best.keras", safe_mode=True)
+    layer = {item.name: item for item in leaf_layers(saved)}
+    text = "old red blue big"
+    ids = [int(i) for i in keras.ops.convert_to_numpy(layer["vectorize"]([text]))[0] if i]
+    embeddings, wide = layer["embedding"].get_weights()[0], layer["wide"].get_weights()[0]
+    kernel, bias = layer["head_logits"].get_weights()
+    logits = embeddings[ids].mean(axis=0) @ kernel + bias + wide[ids].mean(axis=0)
+    expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    assert keras.ops.convert_to_numpy(saved.predict(np.array([text], dtype=object), verbose=0))[0] == pytest.approx(expected, abs=1e-5)
+
+
 def test_simple_rnn_cell_learns_text(tmp_path, cli, reviews_csv):
     model = {"type": "lstm", "cell": "rnn", "units": [8], "embedding_dim": 8}
     config = text_config("csv", reviews_csv, model, splits={"train": "train[:75%]", "test": "train[75%:]"}, text={"max_tokens": 64, "sequence_length": 6, "column": "review", "label_column": "sentiment"})

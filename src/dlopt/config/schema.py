@@ -350,6 +350,10 @@ class FastTextConfig(ModelBase):
     token_dropout: Fraction = Field(
         0.0, description="Drop whole tokens (their embeddings) with this probability before averaging, in training only: word dropout, a regulariser for small text sets (`fasttext`)."
     )
+    wide: bool = Field(
+        False,
+        description="Also a linear model of the tokens (wide & deep): one weight per token and output, averaged over the text like the embeddings, its logits added to the head's; the full-rank part a bag-of-words logistic regression has (`fasttext`).",
+    )
     dense: list[PositiveInt] = Field(default_factory=list)
 
 

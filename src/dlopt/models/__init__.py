@@ -48,12 +48,19 @@ def output_spec_for(data) -> OutputSpec:
     return OutputSpec("classification", data.num_classes, "softmax", (data.num_classes,))
 
 
-def output_head(x, spec: OutputSpec, kernel_regularizer=None):
-    """The final layer for the task: softmax classes, a sigmoid unit, or linear values."""
+def output_head(x, spec: OutputSpec, kernel_regularizer=None, added_logits=None):
+    """The final layer for the task: softmax classes, a sigmoid unit, or linear values; with
+    `added_logits` (a wide part's), those are added to the dense layer's before the activation."""
     import keras
 
+    layers = keras.layers
     # float32 even under mixed precision: softmax and the loss need the range (Keras' advice)
-    outputs = keras.layers.Dense(spec.units, activation=spec.activation, kernel_regularizer=kernel_regularizer, dtype="float32", name="head")(x)
+    if added_logits is None:
+        outputs = layers.Dense(spec.units, activation=spec.activation, kernel_regularizer=kernel_regularizer, dtype="float32", name="head")(x)
+    else:
+        logits = layers.Dense(spec.units, kernel_regularizer=kernel_regularizer, dtype="float32", name="head_logits")(x)
+        logits = layers.Add(dtype="float32", name="head_sum")([logits, added_logits])
+        outputs = layers.Activation(spec.activation, dtype="float32", name="head")(logits)
     if spec.task == "regression" and len(spec.shape) > 1:
         outputs = keras.layers.Reshape(spec.shape, dtype="float32")(outputs)
     return outputs

@@ -3,6 +3,7 @@
 Each token id (a word, or a word n-gram with `data.text.ngrams`) has an embedding; the embeddings
 of a text's tokens are averaged (padding masked out) into one vector, then an optional dense stack
 and the head. Fast: one lookup and a mean per text; word order enters only through the n-grams.
+With `wide`, a linear model of the tokens adds its logits to the head's.
 """
 
 from __future__ import annotations
@@ -21,4 +22,17 @@ def build_fasttext(model_config, input_spec, output_spec):
     if model_config.dropout:
         x = layers.Dropout(model_config.dropout, name="average_dropout")(x)
     x = dense_stack(x, model_config.dense, model_config, regularizer, prefix="dense")
-    return keras.Model(inputs, output_head(x, output_spec, regularizer), name="fasttext")
+    wide = _wide_logits(inputs, model_config, input_spec, output_spec) if model_config.wide else None
+    return keras.Model(inputs, output_head(x, output_spec, regularizer, added_logits=wide), name="fasttext")
+
+
+def _wide_logits(token_ids, model_config, input_spec, output_spec):
+    """One weight per token and output, averaged over the text's tokens: a bag-of-words linear
+    model beside the low-rank embeddings, with the same word dropout (wide & deep)."""
+    import keras
+
+    layers = keras.layers
+    x = layers.Embedding(input_spec.vocabulary_size, output_spec.units, mask_zero=True, name="wide")(token_ids)
+    if model_config.token_dropout:
+        x = layers.Dropout(model_config.token_dropout, noise_shape=(None, input_spec.shape[0], 1), name="wide_token_dropout")(x)
+    return layers.GlobalAveragePooling1D(name="wide_average")(x)
