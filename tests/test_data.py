@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import quadrant_images, tiny_cnn_config, write_idx
+from conftest import quadrant_images, write_idx
 from dlopt import data as data_module
 from dlopt.config.schema import Config
 from dlopt.data import idx, tfds_source

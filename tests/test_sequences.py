@@ -142,7 +142,6 @@ def test_shipped_lstm_imdb_config_on_mock_tfds_text(tmp_path, cli, monkeypatch):
 def test_lstm_and_gru_structure():
     from dlopt.config.schema import Config
     from dlopt.models import InputSpec, OutputSpec, register_builtins
-    from dlopt.registry import Registry  # noqa: F401
     from dlopt.models import MODELS
 
     register_builtins()
@@ -273,7 +272,6 @@ def test_transformer_checks_heads_divide_width(tmp_path, cli, reviews_csv):
 
 def write_series(path: Path, steps: int = 400, period: int = 12, noise: float = 0.0) -> Path:
     rng = np.random.default_rng(0)
-    t = np.arange(steps)
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["t", "wave", "trend"])
