@@ -102,14 +102,20 @@ def sequence_inputs(input_spec: InputSpec, embedding_dim: int, family: str, mask
 def text_inputs(model_config, input_spec: InputSpec, family: str, mask: bool = True):
     """(inputs, x) for text-only families: token ids embedded, then whole tokens dropped with
     `model_config.token_dropout` in training (one draw per token, shared by its whole embedding)."""
-    import keras
-
     if not input_spec.vocabulary_size:
         raise ConfigError(f"model.type: {family} expects text (token ids from data.text), the data has shape {tuple(input_spec.shape)}")
     inputs, x = sequence_inputs(input_spec, model_config.embedding_dim, family, mask=mask)
-    if model_config.token_dropout:
-        x = keras.layers.Dropout(model_config.token_dropout, noise_shape=(None, input_spec.shape[0], 1), name="token_dropout")(x)
-    return inputs, x
+    return inputs, drop_tokens(x, model_config.token_dropout, input_spec, "token_dropout")
+
+
+def drop_tokens(x, rate: float, input_spec: InputSpec, name: str):
+    """`x` (per-token vectors) with whole tokens dropped at `rate` in training: one draw per token,
+    shared by its whole vector; `x` unchanged for rate 0."""
+    import keras
+
+    if not rate:
+        return x
+    return keras.layers.Dropout(rate, noise_shape=(None, input_spec.shape[0], 1), name=name)(x)
 
 
 def kernel_regularizer(model_config):

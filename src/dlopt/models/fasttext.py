@@ -8,7 +8,7 @@ With `wide`, a linear model of the tokens adds its logits to the head's.
 
 from __future__ import annotations
 
-from . import dense_stack, kernel_regularizer, output_head, register, text_inputs
+from . import dense_stack, drop_tokens, kernel_regularizer, output_head, register, text_inputs
 
 
 @register("fasttext")
@@ -28,11 +28,10 @@ def build_fasttext(model_config, input_spec, output_spec):
 
 def _wide_logits(token_ids, model_config, input_spec, output_spec):
     """One weight per token and output, averaged over the text's tokens: a bag-of-words linear
-    model beside the low-rank embeddings, with the same word dropout (wide & deep)."""
+    model beside the low-rank embeddings, with word dropout at the same rate (wide & deep)."""
     import keras
 
     layers = keras.layers
     x = layers.Embedding(input_spec.vocabulary_size, output_spec.units, mask_zero=True, name="wide")(token_ids)
-    if model_config.token_dropout:
-        x = layers.Dropout(model_config.token_dropout, noise_shape=(None, input_spec.shape[0], 1), name="wide_token_dropout")(x)
+    x = drop_tokens(x, model_config.token_dropout, input_spec, "wide_token_dropout")
     return layers.GlobalAveragePooling1D(name="wide_average")(x)
