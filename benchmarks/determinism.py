@@ -81,7 +81,7 @@ def main() -> None:
                 print(f"repeat {repeat} {tier}: {result['cpu']:.0f} CPU-s, {result['wall']:.0f} s wall, val_accuracy {result['metrics'][-1]['val_accuracy']}", flush=True)
     off_cpu = statistics.median(r["cpu"] for r in results["off"])
     off_wall = statistics.median(r["wall"] for r in results["off"])
-    print(f"\n| tier | CPU-seconds (median) | vs off | wall (median) | vs off | repeats wrote the same metrics |")
+    print("\n| tier | CPU-seconds (median) | vs off | wall (median) | vs off | repeats wrote the same metrics |")
     print("|---|---:|---:|---:|---:|---|")
     for tier in TIERS:
         cpu = statistics.median(r["cpu"] for r in results[tier])

@@ -16,7 +16,7 @@ import yaml
 
 from .errors import ConfigError
 from .registry import did_you_mean
-from .runs import pid_alive, read_json_if_any, shared_config_name, short_names
+from .runs import pid_alive, read_json_if_any, short_names
 
 try:  # the C loader reads a hundred configs in a blink; the pure-Python one is the fallback
     _SafeLoader = yaml.CSafeLoader

@@ -239,7 +239,7 @@ def describe_error(error: dict) -> tuple[str, tuple]:
         tags = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
         return f"unknown type {received.get('type')!r}{did_you_mean(received.get('type'), tags)}; expected one of: {', '.join(tags)}", ("type",)
     if kind == "union_tag_not_found":
-        return f"a 'type' key is required", ()
+        return "a 'type' key is required", ()
     if kind == "literal_error":
         choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
         return f"expected one of {', '.join(choices)}, got {received!r}{did_you_mean(received, choices)}", ()

@@ -10,7 +10,6 @@ import re
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Discriminator,
     Field,

@@ -173,8 +173,6 @@ def rows_from(inputs: list[str], input_names: dict[str, str]) -> tuple[list[str]
     """Raw rows for `dlopt predict`: CSV files with a header, or JSON objects (an argument, or a .json
     / .jsonl file holding an object or a list of them). `input_names`: model input -> "float32" | "string".
     Returns (a label per row, the model's inputs); a missing key or cell is a missing value."""
-    import json
-
     labels, rows = [], []
     for item in inputs:
         path = Path(item)
