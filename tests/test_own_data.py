@@ -96,6 +96,31 @@ def test_shuffled_order_is_a_seeded_permutation_spreading_each_class(stratify):
             assert np.all(np.abs(counts - cut * np.array([0.6, 0.3, 0.1])) <= 1), (cut, counts)
 
 
+def test_a_class_of_one_example_stays_in_training_whatever_the_seed(tmp_path, cli):
+    labels = np.repeat([0, 1, 2], [60, 39, 1])  # class 2 has one example
+    for seed in range(200):  # placed anywhere, it would fall in a 10% carve for 18 of these
+        order = shuffled_order(labels, seed=seed, stratify=True)
+        assert labels[order[:90]].tolist().count(2) == 1, seed
+    # and end to end: a CSV whose rare class has one row trains, and that row is in training
+    rows = ["text,label"] + [f"word{i % 7} common,a" for i in range(40)] + [f"word{i % 5} other,b" for i in range(20)] + ["rare words,c"]
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "train.csv").write_text("\n".join(rows) + "\n")
+    (folder / "test.csv").write_text("text,label\nword1 common,a\nword2 other,b\nrare words,c\n")
+    config = {
+        "name": "rare", "seed": 3,
+        "data": {"source": "csv", "path": str(folder), "splits": {"train": "train", "test": "test"}, "val_fraction": 0.2, "batch_size": 16, "text": {"max_tokens": 50, "sequence_length": 4}},
+        "model": {"type": "fasttext", "embedding_dim": 4},
+        "optimizer": {"type": "adam", "learning_rate": 0.01},
+        "train": {"epochs": 1, "progress": "lines"},
+    }
+    path = write_config(tmp_path / "c.yaml", config)
+    for seed in (2, 8):  # seeds whose 20% carve took the row before classes of one were placed early
+        code, _, err = cli("train", path, "--runs-dir", tmp_path / "runs", "--seed", str(seed))
+        assert code == 0, err
+        assert "c 1/0/1" in err, err
+
+
 def text_folder(root: Path, per_class=(30, 20, 10)) -> Path:
     for split, scale in (("train", 1), ("test", 1)):
         for c, name in enumerate(CLASSES):

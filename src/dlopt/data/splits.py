@@ -38,7 +38,8 @@ def slice_bounds(text: str, size: int) -> tuple[str, int, int]:
 def shuffled_order(labels, seed: int, stratify: bool):
     """A seeded permutation of the examples. Stratified (classification): each class is shuffled,
     then the classes are interleaved evenly, so any slice or carved-off end holds every class in
-    proportion (to within one example), whatever order the files were listed in."""
+    proportion (to within one example), whatever order the files were listed in. Every class has a
+    member in the first half, so a validation carve of less than half never takes a class whole."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -48,6 +49,7 @@ def shuffled_order(labels, seed: int, stratify: bool):
     position = np.empty(len(labels))
     for value in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == value))
-        # the k-th of n members sits at (k + u) / n of the way along, u uniform in [0, 1)
-        position[members] = (np.arange(len(members)) + rng.random(len(members))) / len(members)
+        # the k-th of n members sits at (k + u) / n of the way along, u uniform in [0, 1);
+        # a class of one at u / 2, in the first half (anywhere, it could land in a carve alone)
+        position[members] = (np.arange(len(members)) + rng.random(len(members))) / max(len(members), 2)
     return np.argsort(position, kind="stable")
