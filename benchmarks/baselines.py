@@ -7,6 +7,7 @@ split, scored on the test split. scikit-learn fits them.
     python benchmarks/baselines.py          # every task whose data this machine has
     python benchmarks/baselines.py configs/mlp_penguins.yaml configs/cnn_digits.yaml
     python benchmarks/baselines.py configs/fasttext_text.yaml --set data.path=/tmp/dlopt-text/kjv_genres
+    python benchmarks/baselines.py configs/cnn_mnist.yaml --set data.source=idx --set data.path=/tmp/mnist/package/data
 
 Text: TF-IDF of words, and of words and bigrams, + logistic regression, its regularisation C picked
 on dlopt's validation split (the baseline at its best, as a person tuning it fairly would have it).
@@ -116,9 +117,11 @@ def task_baselines(config_path: str, overrides: list[str] = ()) -> dict:
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def every_task(text_dir: Path) -> list[tuple[str, list[str]]]:
+def every_task(text_dir: Path, mnist_dir: Path) -> list[tuple[str, list[str]]]:
     """(config, overrides) of each shipped task whose data is on this machine."""
     tasks = [("configs/cnn_digits.yaml", [])]
+    if (mnist_dir / "train-images-idx3-ubyte").is_file():
+        tasks.append(("configs/cnn_mnist.yaml", ["data.source=idx", f"data.path={mnist_dir}"]))
     if importlib.util.find_spec("palmerpenguins"):
         tasks.append(("configs/mlp_penguins.yaml", []))
     if Path("/usr/share/datasets/fashion-mnist").is_dir():
@@ -156,14 +159,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("configs", nargs="*", help="configs to score (none: every task whose data is here)")
     parser.add_argument("--text-dir", type=Path, default=Path("/tmp/dlopt-text"), help="where benchmarks/text_data.py wrote the text sets")
+    parser.add_argument("--mnist-dir", type=Path, default=Path("/tmp/mnist/package/data"), help="MNIST's IDX files from npm (see cnn_mnist.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="config override, as for dlopt train")
     args = parser.parse_args()
-    tasks = [(config, args.overrides) for config in args.configs] or every_task(args.text_dir)
+    tasks = [(config, args.overrides) for config in args.configs] or every_task(args.text_dir, args.mnist_dir)
     for config, overrides in tasks:
         result = task_baselines(str(ROOT / config) if not Path(config).exists() else config, overrides)
         scores = ", ".join(f"{k} {v:.4f}" for k, v in result.items() if isinstance(v, float))
         paths = [o.split("=", 1)[1] for o in overrides if o.startswith("data.path=")]
-        on = f" on {Path(paths[0]).name}" if paths else ""
+        on = f" on {paths[0]}" if paths else ""
         print(f"{Path(config).name}{on}: {result['metric']} on {result['test']} test rows ({result['train']} training): {scores}", flush=True)
     if not args.configs:
         if importlib.util.find_spec("statsmodels"):
