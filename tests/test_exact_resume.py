@@ -23,7 +23,7 @@ def rows(run: Path) -> list[dict]:
         return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(handle)]
 
 
-def config_file(tmp_path: Path, deterministic: str) -> Path:
+def config_file(tmp_path: Path, deterministic: str, ema_momentum: float | None = None) -> Path:
     """A tiny CNN whose plateau schedule lowers the rate and whose early stopping ends the run
     within 12 epochs: both decisions depend on counters carried over epochs."""
     folder = quadrant_idx_folder(tmp_path / "idx", train=1200, test=100)
@@ -38,6 +38,8 @@ def config_file(tmp_path: Path, deterministic: str) -> Path:
     config["model"]["dropout"] = 0.3  # random draws that must continue, not restart, after a resume
     config["data"]["augment"] = [{"type": "random_flip", "mode": "horizontal"}, {"type": "random_translation", "height": 0.1, "width": 0.1}]
     config["optimizer"]["learning_rate"] = 0.003
+    if ema_momentum is not None:
+        config["optimizer"]["ema_momentum"] = ema_momentum
     return write_config(tmp_path / "exact.yaml", config)
 
 
@@ -54,12 +56,30 @@ def wait_for_rows(runs_dir: Path, count: int, proc: subprocess.Popen, timeout: f
 
 def test_stopped_and_resumed_equals_never_stopped(tmp_path):
     path = config_file(tmp_path, "strict")
-    straight = subprocess.run([*DLOPT, "train", str(path), "--runs-dir", str(tmp_path / "straight"), "--json"], capture_output=True, text=True, timeout=300)
-    assert straight.returncode == 0, straight.stderr[-2000:]
-    expected = rows(Path(json.loads(straight.stdout)["run_dir"]))
+    expected, _ = train_straight(tmp_path, path)
     rates = [float(r["learning_rate"]) for r in expected]
     assert 4 < len(expected) < 12 and len(set(rates)) > 1, expected  # early stopping and the plateau both acted
+    stop_and_resume(tmp_path, path, expected)
 
+
+def test_weight_average_resumes_exactly(tmp_path):
+    """The moving average of the weights lives in the optimizer: the resume state must carry it.
+    Validation scores the average, so each later row shows whether it came back whole."""
+    path = config_file(tmp_path, "strict", ema_momentum=0.9)
+    expected, straight = train_straight(tmp_path, path)
+    assert len(expected) > 4, expected
+    resumed = stop_and_resume(tmp_path, path, expected)
+    assert resumed["test"] == straight["test"]  # tested on the same averaged weights
+
+
+def train_straight(tmp_path: Path, path: Path) -> tuple[list[dict], dict]:
+    straight = subprocess.run([*DLOPT, "train", str(path), "--runs-dir", str(tmp_path / "straight"), "--json"], capture_output=True, text=True, timeout=300)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    summary = json.loads(straight.stdout)
+    return rows(Path(summary["run_dir"])), summary
+
+
+def stop_and_resume(tmp_path: Path, path: Path, expected: list[dict]) -> dict:
     proc = subprocess.Popen([*DLOPT, "train", str(path), "--runs-dir", str(tmp_path / "stopped")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run = wait_for_rows(tmp_path / "stopped", 3, proc)
     proc.send_signal(signal.SIGTERM)  # lands in epoch 4 (or at its start)
@@ -69,3 +89,4 @@ def test_stopped_and_resumed_equals_never_stopped(tmp_path):
     resumed = subprocess.run([*DLOPT, "train", "--resume", str(run), "--json"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert rows(run) == expected  # every epoch, learning rate, metric and the stopping epoch alike
+    return json.loads(resumed.stdout)

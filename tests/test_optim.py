@@ -123,3 +123,57 @@ def test_gradient_clipping_changes_the_update():
         w = keras.Variable(np.zeros(1, "float32"))
         optimizer.apply_gradients([(keras.ops.convert_to_tensor(np.array([10.0], "float32")), w)])
         assert float(w.numpy()[0]) == pytest.approx(expected)
+
+
+class RecordWeights(keras.callbacks.Callback):
+    """The model's trainable weights after every step, or at every epoch's end."""
+
+    def __init__(self, every_step: bool = False):
+        super().__init__()
+        self.every_step = every_step
+        self.seen = []
+
+    def record(self):
+        self.seen.append([w.numpy().copy() for w in self.model.trainable_weights])
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_step:
+            self.record()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.every_step:
+            self.record()
+
+
+def test_weight_average_is_what_validation_and_checkpoints_see():
+    from dlopt.callbacks import AveragedWeightsIn, AveragedWeightsOut
+
+    momentum = 0.8
+    optimizer = build_optimizer(config(optimizer={"type": "sgd", "learning_rate": 0.05, "ema_momentum": momentum}), SPE)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3)).astype("float32")
+    y = x @ np.array([[1.0], [-2.0], [0.5]], "float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=optimizer, loss="mse")
+    start = [w.numpy().copy() for w in model.trainable_weights]
+    swap, raw_steps, averaged, raw = AveragedWeightsIn(), RecordWeights(every_step=True), RecordWeights(), RecordWeights()
+    history = model.fit(x, y, batch_size=10, epochs=2, validation_data=(x, y), shuffle=False, verbose=0, callbacks=[raw_steps, swap, averaged, AveragedWeightsOut(swap), raw])
+
+    # the average, computed independently: Keras starts it at the weights after the first step
+    expected = None
+    for weights in raw_steps.seen:
+        expected = weights if expected is None else [momentum * e + (1 - momentum) * w for e, w in zip(expected, weights)]
+    assert not np.allclose(raw.seen[-1][0], start[0])
+    np.testing.assert_allclose(raw.seen[-1][0], raw_steps.seen[-1][0], rtol=1e-6)  # after the swap back: raw again
+    np.testing.assert_allclose(averaged.seen[-1][0], expected[0], rtol=1e-5)  # checkpoints see the average
+    assert not np.allclose(averaged.seen[-1][0], raw.seen[-1][0])
+    # validation scored the average; after fit() the model holds it (Keras' finalize_variable_values)
+    averaged_loss = float(np.mean((x @ expected[0] + expected[1] - y) ** 2))
+    assert history.history["val_loss"][-1] == pytest.approx(averaged_loss, rel=1e-4)
+    np.testing.assert_allclose(model.trainable_weights[0].numpy(), expected[0], rtol=1e-5)
+
+
+def test_weight_average_momentum_is_checked():
+    with pytest.raises(Exception, match="ema_momentum"):
+        config(optimizer={"type": "adam", "ema_momentum": 1.0})

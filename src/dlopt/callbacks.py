@@ -175,6 +175,35 @@ class BackupAtEpochEnd(keras.callbacks.Callback):
         self.backup.save_epoch_end()
 
 
+class AveragedWeightsIn(keras.callbacks.SwapEMAWeights):
+    """With `optimizer.ema_momentum`: the optimizer's moving average of the weights is what gets
+    validated (Keras' SwapEMAWeights) and what the epoch-end callbacks between this one and
+    AveragedWeightsOut see: the checkpoints and early stopping's best weights. Training and the
+    resume state keep Keras' own arrangement, raw weights in the model and the average in the
+    optimizer, so a resumed run goes on exactly. After fit() Keras puts the average into the model."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self._ema_weights_in_model:
+            self._swap_variables()
+            self._ema_weights_in_model = True
+
+    def swap_back(self) -> None:
+        if self._ema_weights_in_model:
+            self._swap_variables()
+            self._ema_weights_in_model = False
+
+
+class AveragedWeightsOut(keras.callbacks.Callback):
+    """Puts the raw weights back after the epoch-end callbacks that save the averaged ones."""
+
+    def __init__(self, swap: AveragedWeightsIn):
+        super().__init__()
+        self.swap = swap
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.swap.swap_back()
+
+
 class AtomicCheckpoint(keras.callbacks.ModelCheckpoint):
     """ModelCheckpoint writing to a temporary file renamed into place: a save that fails (a full
     disk) or is killed leaves the previous best.keras / last.keras whole and loadable."""

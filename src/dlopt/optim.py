@@ -116,6 +116,8 @@ def build_optimizer(config: Config, steps_per_epoch: int, lr_multipliers: dict[s
     for key in ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay"):
         if getattr(o, key) is not None:
             kwargs[key] = getattr(o, key)
+    if o.ema_momentum is not None:
+        kwargs.update(use_ema=True, ema_momentum=o.ema_momentum)
     if lr_multipliers:
         return _WITH_MULTIPLIERS[o.type](learning_rate=build_schedule(config, steps_per_epoch), lr_multipliers=lr_multipliers, **kwargs)
     return cls(learning_rate=build_schedule(config, steps_per_epoch), **kwargs)

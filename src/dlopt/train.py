@@ -170,7 +170,7 @@ def best_epoch(rows: list[dict], monitor: str, mode: str) -> dict:
 def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows: list[dict], stopper, restore_dir: Path | None = None, trial=None) -> tuple[list, object, object, object]:
     import keras
 
-    from .callbacks import AtomicCheckpoint, Backup, BackupAtEpochEnd, CallbackStates, DataEpoch, EpochStats, MetricsCSV, StopOnNaN
+    from .callbacks import AtomicCheckpoint, AveragedWeightsIn, AveragedWeightsOut, Backup, BackupAtEpochEnd, CallbackStates, DataEpoch, EpochStats, MetricsCSV, StopOnNaN
     from .optim import schedule_callbacks
 
     ckpt = run_dir / "checkpoints"
@@ -184,12 +184,14 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
     backup = Backup((restore_dir or run_dir) / "backup", every_steps, save_dir=run_dir / "backup")
     metrics_csv = MetricsCSV(run_dir / "metrics.csv", earlier_rows)
     stats = EpochStats(data.counts["train"])
+    averaged_in = [AveragedWeightsIn()] if config.optimizer.ema_momentum is not None else []
     callbacks = [
         backup,  # first: it restores weights, optimizer state and the epoch before anything runs
         DataEpoch(data.epoch),  # the training order of each epoch is drawn from its number
         stats,  # before the writers: they see its learning_rate and timing
         *schedule_callbacks(config, data.steps_per_epoch),
         StopOnNaN(),
+        *averaged_in,  # from here to AveragedWeightsOut the model holds the averaged weights
         AtomicCheckpoint(ckpt / "best.keras", monitor=monitor, mode=mode, save_best_only=True, initial_value_threshold=threshold),
         AtomicCheckpoint(ckpt / "last.keras"),
         keras.callbacks.TensorBoard(run_dir / "tensorboard", histogram_freq=0, write_graph=False, profile_batch=0),
@@ -204,6 +206,7 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
     # after early stopping and the plateau schedule: their counters go into the resume state
     states = CallbackStates(run_dir / "backup", callbacks, (restore_dir or run_dir) / "backup", data.random_states, resumed=bool(earlier_rows), fresh_at_epoch=config.model.unfreeze_at_epoch)
     callbacks.append(states)
+    callbacks += [AveragedWeightsOut(swap) for swap in averaged_in]  # the resume state holds the raw weights
     callbacks += [metrics_csv, report.progress_callback(progress, config.train.epochs, data.steps_per_epoch, data.batch_size)]
     callbacks.append(BackupAtEpochEnd(backup))  # the epoch is in the resume state only once its row is written
     if trial is not None:  # a search's trial reports each epoch, after its row is written, and may be pruned

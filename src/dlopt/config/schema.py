@@ -440,6 +440,10 @@ class OptimizerBase(Section):
     clipvalue: Optional[PositiveFloat] = Field(None, description="Clip each gradient element to [-clipvalue, clipvalue].")
     global_clipnorm: Optional[PositiveFloat] = Field(None, description="Clip all gradients together to this global L2 norm.")
     weight_decay: Optional[NonNegativeFloat] = Field(None, description="Decoupled weight decay (AdamW default 0.004; unset elsewhere means none).")
+    ema_momentum: Optional[Annotated[float, Field(gt=0, lt=1)]] = Field(
+        None,
+        description="Keep an exponential moving average of the weights (Polyak averaging), updated each step with this momentum (e.g. 0.999: about the last 1,000 steps). Validation, checkpoints, early stopping and the test use the averaged weights; training updates the raw ones. Unset: no average.",
+    )
 
     @model_validator(mode="after")
     def _one_clipping(self):
