@@ -442,7 +442,7 @@ class OptimizerBase(Section):
     weight_decay: Optional[NonNegativeFloat] = Field(None, description="Decoupled weight decay (AdamW default 0.004; unset elsewhere means none).")
     ema_momentum: Optional[Annotated[float, Field(gt=0, lt=1)]] = Field(
         None,
-        description="Keep an exponential moving average of the weights (Polyak averaging), updated each step with this momentum (e.g. 0.999: about the last 1,000 steps). Validation, checkpoints, early stopping and the test use the averaged weights; training updates the raw ones. Unset: no average.",
+        description="Keep an exponential moving average of the weights (Polyak averaging), updated each step with this momentum (e.g. 0.999: about the last 1,000 steps). Validation, checkpoints, early stopping and the test use the averaged weights; training updates the raw ones. Batch norm's moving statistics stay those of the raw weights, so a momentum averaging far back (0.9998 and up) can score well below them. Unset: no average.",
     )
 
     @model_validator(mode="after")
