@@ -183,14 +183,10 @@ class AveragedWeightsIn(keras.callbacks.SwapEMAWeights):
     optimizer, so a resumed run goes on exactly. After fit() Keras puts the average into the model."""
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self._ema_weights_in_model:
-            self._swap_variables()
-            self._ema_weights_in_model = True
+        self.on_test_begin()  # Keras' swap-in, as for validation
 
     def swap_back(self) -> None:
-        if self._ema_weights_in_model:
-            self._swap_variables()
-            self._ema_weights_in_model = False
+        self.on_test_end()  # Keras' swap-out
 
 
 class AveragedWeightsOut(keras.callbacks.Callback):
