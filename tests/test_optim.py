@@ -153,7 +153,7 @@ def test_weight_average_is_what_validation_and_checkpoints_see():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 3)).astype("float32")
     y = x @ np.array([[1.0], [-2.0], [0.5]], "float32")
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(1)  # not 0: TensorFlow's global seed 0 breaks dlopt's shuffle in later tests (see the closing note)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(optimizer=optimizer, loss="mse")
     start = [w.numpy().copy() for w in model.trainable_weights]
