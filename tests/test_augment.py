@@ -197,7 +197,7 @@ def test_file_cache_for_tfds_data(tmp_path, cli, monkeypatch):
 
 
 def test_process_start_time_is_when_the_interpreter_started():
-    code = "import time; t = time.time(); from dlopt.callbacks import process_start_time; print(t - process_start_time())"
+    code = "import time; t = time.time(); from dlopt.callbacks.metrics import process_start_time; print(t - process_start_time())"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert -0.05 <= float(result.stdout) < 10  # interpreter start-up only, measured to 10 ms

@@ -84,3 +84,23 @@ def test_every_shipped_config_validates():
         load_config(path)
     local = load_config(ROOT / "configs" / "cnn_fashion_mnist_local.yaml")
     assert (local.data.source, local.data.path) == ("idx", "/usr/share/datasets/fashion-mnist")
+
+
+def test_every_page_renders_its_code_fences_balanced():
+    """An unclosed fence swaps code and prose for the rest of a page: every opening fence is
+    closed by a fence of the same character, at least as long, before the page ends."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for page in pages:
+        opened = None  # (line number, fence) of the block we are in
+        for number, line in enumerate(page.read_text().splitlines(), 1):
+            fence = re.match(r"^ {0,3}(`{3,}|~{3,})(.*)$", line)
+            if not fence:
+                continue
+            marks, info = fence.groups()
+            if opened is None:
+                opened = (number, marks)
+            elif marks[0] == opened[1][0] and len(marks) >= len(opened[1]) and not info.strip():
+                opened = None
+            else:  # ```yaml inside an open block renders as code: the fence that should close it was lost
+                raise AssertionError(f"{page.name}:{number}: a fenced block opens inside the block opened at line {opened[0]}")
+        assert opened is None, f"{page.name}:{opened[0]}: a code fence opened here is never closed"

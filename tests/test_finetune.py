@@ -106,13 +106,15 @@ def test_lr_multiplier_scales_each_update_exactly(name):
     (AdamW's decoupled weight decay keeps the base rate; it is off here to see the update alone.)"""
     import keras
 
-    from dlopt.optim import _WITH_MULTIPLIERS, OPTIMIZERS
+    from dlopt.config.optim import OPTIMIZERS
+    from dlopt.optim import _WITH_MULTIPLIERS
+    from dlopt.registry import load_attribute
 
     slow, fast = keras.Variable(np.ones(3, np.float32), name="slow"), keras.Variable(np.ones(3, np.float32), name="fast")
     plain_var = keras.Variable(np.ones(3, np.float32), name="plain")
     extra = {"weight_decay": 0.0} if name == "adamw" else {}
     optimizer = _WITH_MULTIPLIERS[name](learning_rate=0.1, lr_multipliers={slow.path: 0.25}, **extra)
-    plain = OPTIMIZERS[name][0](learning_rate=0.1, **extra)
+    plain = load_attribute(OPTIMIZERS.get(name).builds)(learning_rate=0.1, **extra)
     gradient = np.array([0.5, -1.0, 2.0], np.float32)
     for _ in range(3):
         optimizer.apply([gradient, gradient], [slow, fast])

@@ -15,7 +15,9 @@ import pytest
 import yaml
 
 from conftest import fake_run, quadrant_idx_folder, tiny_cnn_config, write_config
-from dlopt import report, runs
+from dlopt import console, runs
+from dlopt.analysis.curves import curves_figure
+from dlopt.callbacks.progress import epoch_line, progress_callback
 from dlopt.errors import ConfigError
 from dlopt.runtime import NATIVE_NOISE
 
@@ -80,26 +82,31 @@ def test_keras_warnings_are_one_line_once_in_dlopt_words(capsys):
 # -------------------------------------------------------------------------- 3. progress display
 
 
-def test_epoch_line_fits_80_columns_dropping_throughput_and_learning_rate_first():
+def test_epoch_line_always_shows_time_and_throughput_and_the_learning_rate_while_it_fits():
     logs = {"loss": 0.123456, "accuracy": 0.987654, "top_k_accuracy": 0.99, "val_loss": 0.234567, "val_accuracy": 0.912345, "learning_rate": 0.00123, "epoch_seconds": 1234.5, "samples_per_second": 123456.0}
-    line = report.epoch_line(100, 100, logs)
-    assert len(line) <= 80, line
-    assert line == "epoch 100/100  loss 0.1235  val_loss 0.2346  acc 0.9877  val_acc 0.9123  1,234s"
-    short = report.epoch_line(1, 9, {"loss": 0.5, "accuracy": 0.5, "learning_rate": 0.001, "epoch_seconds": 1.0, "samples_per_second": 10.0})
+    line = epoch_line(100, 100, logs)
+    assert line == "epoch 100/100 loss 0.123 val_loss 0.235 acc 0.988 val_acc 0.912 1,234s 123k/s"  # fewer digits, narrower gaps: still every field
+    short = epoch_line(1, 9, {"loss": 0.5, "accuracy": 0.5, "learning_rate": 0.001, "epoch_seconds": 1.0, "samples_per_second": 10.0})
     assert short == "epoch 1/9  loss 0.5  acc 0.5  1.0s 10/s  lr 0.001"
-    assert report.plural(1, "epoch") == "1 epoch" and report.plural(3, "epoch") == "3 epochs"
+    # every epoch line has the time and throughput, whatever the numbers' widths, within 80 columns
+    lines = [epoch_line(e, 20, {**logs, "epoch_seconds": s, "samples_per_second": r}) for e, s, r in ((1, 2.1, 704.0), (2, 0.3, 5123.0), (20, 150.0, 12.0), (3, 12.3, 45678.0))]
+    assert all(re.search(r" [\d,.]+s [\d,.]+k?/s$", line) and len(line) <= 80 for line in lines), lines
+    assert console.plural(1, "epoch") == "1 epoch" and console.plural(3, "epoch") == "3 epochs"
 
 
 def test_progress_bar_shows_running_loss_metric_and_throughput():
-    bar = report.progress_callback("bar", epochs=2, steps_per_epoch=10, batch_size=32)
+    bar = progress_callback("bar", epochs=2, steps_per_epoch=10, batch_size=32)
     bar.REFRESH = 0.0
     bar.on_epoch_begin(0)
     bar.on_train_batch_end(4, {"loss": 0.75, "accuracy": 0.5})
     task = bar.bar.tasks[0]
     assert task.description == "epoch 1/2" and task.completed == 5 and task.total == 10
     status = task.fields["status"]
-    assert re.fullmatch(r"loss 0\.75  acc 0\.5  [\d,]+/s", status), status
-    bar.bar.stop()
+    assert re.fullmatch(r"loss 0\.75  acc 0\.5  [\d,.]+k?/s", status), status
+    assert [type(c).__name__ for c in bar.bar.columns][3:5] == ["TextColumn", "TimeRemainingColumn"]  # labelled
+    assert bar.bar.columns[3].text_format == "eta"
+    bar.on_epoch_end(0, {"loss": 0.7})
+    assert not bar.bar.live.is_started and not console._live  # erased before the epoch's line
 
 
 # ------------------------------------------------------------------------------ 4. class names
@@ -150,8 +157,13 @@ def test_runs_are_found_by_prefix_or_latest(tmp_path):
     assert runs.find_run("cnn_mnist-20261102", tmp_path) == newer
     assert runs.find_run(str(older), tmp_path) == older
     assert runs.find_run("latest", tmp_path) == newer
-    with pytest.raises(ConfigError, match=r"^cnn: 2 runs start with 'cnn': cnn_mnist-20261101-090000, cnn_mnist-20261102-090000; give more of the name$"):
+    with pytest.raises(ConfigError, match=r"^cnn: 2 runs start with 'cnn': cnn_mnist-20261101-090000, cnn_mnist-20261102-090000; give more of the name, or `latest`$"):
         runs.find_run("cnn", tmp_path)
+    # a config's whole name: its newest run (the README tour's `dlopt eval runs/cnn_digits` after the set-up run)
+    assert runs.find_run("cnn_mnist", tmp_path) == newer
+    assert runs.find_run(str(tmp_path / "cnn_mnist"), tmp_path) == newer
+    best = fake_run(tmp_path, "cnn_mnist-best-20261103-090000", 1e-3)
+    assert runs.find_run("cnn_mnist", tmp_path) == newer and runs.find_run("cnn_mnist-best", tmp_path) == best
     with pytest.raises(ConfigError, match="^resnet: no run folder of that name or prefix in"):
         runs.find_run("resnet", tmp_path)
     with pytest.raises(ConfigError, match="latest: no runs in"):
@@ -197,7 +209,7 @@ def test_compare_fits_80_columns_with_short_names(tmp_path, cli, monkeypatch):
     assert [line.split()[1] for line in lines if "completed" in line or "interrupted" in line] == [f"1{i:02d}000" for i in range(9)]
     interrupted = next(line for line in lines if "interrupted" in line)
     assert "0.84" in interrupted  # its best validation accuracy, read from metrics.csv
-    for header in ("name", "status", "learning_rate", "best", "val_acc", "test", "time"):
+    for header in ("name", "status", "weight_decay", "best", "val_acc", "test", "time"):  # weight_decay: the setting that follows the accuracy
         assert header in out
     code, wide, _ = cli("compare", tmp_path, "--all")
     assert "label_smoothing" in wide and "weight_decay" in wide
@@ -205,6 +217,28 @@ def test_compare_fits_80_columns_with_short_names(tmp_path, cli, monkeypatch):
     assert code == 0 and "weight_decay" in chosen and "learning_rate" not in chosen
     code, _, err = cli("compare", tmp_path, "--columns", "name,test_acc")
     assert code == 2 and "no column 'test_acc' (did you mean 'test_accuracy'?)" in err
+
+
+def test_compare_shows_the_settings_that_explain_the_results_first(tmp_path, cli, monkeypatch):
+    """Twelve runs: one with a clipnorm the rest do not set (explains nothing), epochs 20 against 3
+    (explains most of the accuracy): the narrow table shows epochs, not clipnorm."""
+    for i in range(12):
+        epochs = 20 if i % 2 else 3
+        run = fake_run(tmp_path, f"digits-20261124-1{i:02d}000", 1e-3 * (1 + i % 3), val_accuracy=(0.95 if epochs == 20 else 0.7) + 0.005 * (i % 3), epochs=epochs)
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        if i == 5:
+            config["optimizer"]["clipnorm"] = 1.0
+        config["model"] = {"type": "cnn", "dense": [64 + i]}  # a value of its own in every run: shown only where room is left
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, err = cli("compare", tmp_path)
+    assert code == 0, err
+    heading = "\n".join(out.splitlines()[1:4])
+    assert "epochs" in heading and "clipnorm" not in heading, out
+    assert heading.index("epochs") < heading.index("learning_rate"), out  # the one that explains most comes first
+    code, wide, _ = cli("compare", tmp_path, "--all")
+    assert all(len(line) > 80 for line in wide.splitlines()[2:4]), wide  # every column at full width, not folded to 80
+    assert "clipnorm" in wide
 
 
 # ------------------------------------------------------ 6. mistakes found before a run exists
@@ -245,19 +279,22 @@ def test_validate_prints_only_the_settings_that_apply(tmp_path, cli):
 
 def test_plot_curves_integer_epochs_two_colours_and_a_legend_outside(tmp_path):
     rows = [{"epoch": e, "loss": 1 / e, "val_loss": 1.1 / e, "accuracy": e / 10, "val_accuracy": e / 11, "learning_rate": 1e-3} for e in range(1, 4)]
-    fig = report.curves_figure({"run": rows}, "cnn-20261124-100000", {"run": 2})
+    fig = curves_figure({"run": rows}, "cnn-20261124-100000", {"run": 2})
     assert fig._suptitle.get_text() == "cnn-20261124-100000"
     assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy", "learning rate"]
     for ax in fig.axes:
         assert all(float(t).is_integer() for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1])
     colours = {line.get_color() for line in fig.axes[0].lines if line.get_linestyle() != ":"}
     assert len(colours) == 2  # train and validation
-    several = report.curves_figure({"a": rows, "b": rows}, "2 runs")
+    several = curves_figure({"a": rows, "b": rows}, "2 runs")
     assert [ax.get_title() for ax in several.axes] == ["loss", "accuracy", "learning rate"]
     (legend,) = several.legends
     assert [t.get_text() for t in legend.get_texts()][:2] == ["a", "b"]
+    several.canvas.draw()
     box = legend.get_window_extent(several.canvas.get_renderer())
-    assert box.x0 >= max(ax.get_window_extent().x1 for ax in several.axes)  # beside the panels, not over them
+    right_edge = max(ax.get_window_extent().x1 for ax in several.axes)
+    assert box.x0 >= right_edge  # beside the panels, not over them
+    assert box.x0 - right_edge < 0.5 * several.dpi  # and close to them, not at the figure's far edge
 
 
 def test_plot_defaults_into_the_run_and_never_overwrites(tmp_path, cli):
@@ -276,3 +313,58 @@ def test_plot_defaults_into_the_run_and_never_overwrites(tmp_path, cli):
     assert target.read_bytes() == b"the user's own file"
     code, _, err = cli("plot", a, "-o", target, "--force")
     assert code == 0 and target.read_bytes()[:4] == b"\x89PNG"
+    # a bare file name: beside the runs' other plots, not in whatever folder the shell is in
+    code, out, err = cli("plot", a, b, "-o", "lr.png")
+    assert code == 0, err
+    assert out.strip() == str(tmp_path / "plots" / "lr.png") and (tmp_path / "plots" / "lr.png").read_bytes()[:4] == b"\x89PNG"
+    assert not Path("lr.png").exists()
+
+
+def test_mistakes_titles_stay_clear_of_the_images_above():
+    import numpy as np
+
+    from dlopt.analysis import plots
+
+    rng = np.random.default_rng(0)
+    found = [{"input": rng.random((28, 28, 1)), "truth": i % 3, "predicted": (i + 1) % 3, "probability": 0.99} for i in range(8)]
+    fig = plots.mistakes(found, ["T-shirt/top", "Sneaker", "Ankle boot"], "test")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    axes = fig.axes
+    for upper, lower in zip(axes[:4], axes[4:]):  # each image of the first row and the one below it
+        title = lower.title.get_window_extent(renderer)
+        assert title.y1 <= upper.get_window_extent(renderer).y0, (title, upper.get_window_extent(renderer))
+
+
+def test_a_long_test_evaluation_shows_progress_and_a_short_one_nothing(capsys):
+    from dlopt.callbacks.progress import TestProgress
+
+    quick = TestProgress("test: scoring 10,000 examples", 79, "lines")
+    quick.on_test_begin()
+    for batch in range(79):
+        quick.on_test_batch_end(batch)
+    quick.on_test_end()
+    assert capsys.readouterr().err == ""  # done within 10 seconds: silent
+    slow = TestProgress("test: scoring 10,000 examples", 79, "lines")
+    slow.FIRST = 0.0
+    slow.on_test_begin()
+    slow.on_test_batch_end(39)
+    slow.on_predict_batch_end(40)  # the analysis' prediction pass is shown the same way
+    assert re.fullmatch(r"test: scoring 10,000 examples: 40/79 batches in \d+s\n", capsys.readouterr().err)
+    bar = TestProgress("test", 79, "bar")
+    bar.on_test_begin()
+    bar.on_test_batch_end(9)
+    assert bar.bar.tasks[0].completed == 10 and bar.bar.columns[3].text_format == "eta"
+    bar.on_test_end()
+    assert not console._live
+
+
+def test_a_message_after_a_progress_bar_starts_on_a_line_of_its_own():
+    """Ctrl-C's `interrupted; resume with ...` used to land on the bar's line: anything said ends
+    the bar first (erasing it), then prints."""
+    bar = progress_callback("bar", epochs=2, steps_per_epoch=10, batch_size=32)
+    bar.on_epoch_begin(0)
+    bar.on_train_batch_end(0, {"loss": 1.0})
+    assert bar.bar.live.is_started
+    console.say("interrupted; resume with: dlopt train --resume runs/x")
+    assert not bar.bar.live.is_started and not console._live

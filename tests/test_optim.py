@@ -146,7 +146,7 @@ class RecordWeights(keras.callbacks.Callback):
 
 
 def test_weight_average_is_what_validation_and_checkpoints_see():
-    from dlopt.callbacks import AveragedWeightsIn, AveragedWeightsOut
+    from dlopt.callbacks.averaging import AveragedWeightsIn, AveragedWeightsOut
 
     momentum = 0.8
     optimizer = build_optimizer(config(optimizer={"type": "sgd", "learning_rate": 0.05, "ema_momentum": momentum}), SPE)

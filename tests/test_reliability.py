@@ -48,7 +48,8 @@ def test_a_save_that_cannot_fit_keeps_the_previous_checkpoint_and_resume_state(s
     import keras
     import numpy as np
 
-    from dlopt.callbacks import AtomicCheckpoint, Backup
+    from dlopt.callbacks.resume import Backup
+    from dlopt.callbacks.saving import AtomicCheckpoint
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse")

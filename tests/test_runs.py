@@ -204,7 +204,7 @@ def test_killed_while_an_epochs_row_is_written_resumes_that_epoch(tmp_path, min_
         write_config(config, settings)
     killer = (
         "import os, sys\n"
-        "import dlopt.callbacks as callbacks\n"
+        "import dlopt.callbacks.metrics as callbacks\n"
         "write_row = callbacks.MetricsCSV.on_epoch_end\n"
         "def dies_at_epoch_two(self, epoch, logs=None):\n"
         "    if epoch == 1:\n"

@@ -107,6 +107,9 @@ def test_every_trial_is_a_run_and_the_study_keeps_best_yaml_and_plots(tmp_path, 
     best_yaml = yaml.safe_load((study_dir / "best.yaml").read_text())
     assert "search" not in best_yaml and best_yaml["optimizer"]["learning_rate"] == best["params"]["optimizer.learning_rate"]
     assert best_yaml["model"]["dense"] == best["params"]["model.dense"]
+    assert best_yaml["name"] == "tiny-best"  # its runs are told apart from the base config's
+    header = [line for line in (study_dir / "best.yaml").read_text().splitlines() if line.startswith("#")]
+    assert f"# model.dense: {json.dumps(best['params']['model.dense'], separators=(',', ':'))}" in header  # whole, never cut
     for plot in ("optimization_history", "param_importances", "intermediate_values"):
         assert (study_dir / "plots" / f"{plot}.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -117,6 +120,7 @@ def test_every_trial_is_a_run_and_the_study_keeps_best_yaml_and_plots(tmp_path, 
     assert code == 0 and "accuracy" in json.loads(out)["metrics"], err
     code, out, err = cli("train", study_dir / "best.yaml", "--runs-dir", tmp_path / "again", "--json")  # best.yaml trains as is
     assert code == 0 and json.loads(out)["status"] == "completed", err
+    assert Path(json.loads(out)["run_dir"]).name.startswith("tiny-best-")
 
     code, out, err = cli("tune", path, "--runs-dir", runs_dir, "--trials", 5, "--json")  # again: the study continues
     assert code == 0, err

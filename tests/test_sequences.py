@@ -141,12 +141,10 @@ def test_shipped_lstm_imdb_config_on_mock_tfds_text(tmp_path, cli, monkeypatch):
 
 def test_lstm_and_gru_structure():
     from dlopt.config.schema import Config
-    from dlopt.models import InputSpec, OutputSpec, register_builtins
-    from dlopt.models import MODELS
+    from dlopt.models import InputSpec, OutputSpec, builder_of
 
-    register_builtins()
     config = Config.model_validate({"data": {"source": "npz", "path": "x"}, "model": {"type": "lstm", "cell": "gru", "units": [8, 6, 4], "bidirectional": True, "recurrent_dropout": 0.1}})
-    model = MODELS.get("lstm")(config.model, InputSpec((20, 3)), OutputSpec("regression", 2, "linear", (2,)))
+    model = builder_of(config.model)(config.model, InputSpec((20, 3)), OutputSpec("regression", 2, "linear", (2,)))
     recurrent = [layer for layer in model.layers if layer.name.startswith("bi_gru")]
     assert [layer.forward_layer.units for layer in recurrent] == [8, 6, 4]
     assert [layer.forward_layer.return_sequences for layer in recurrent] == [True, True, False]

@@ -225,7 +225,7 @@ def test_user_model_from_the_command_line_trains_and_evaluates(tmp_path, cli, id
 
 def test_early_stopping_restores_best_weights_by_default(idx_dir):
     from dlopt.config.schema import Config
-    from dlopt.callbacks import StopAtSafePoint
+    from dlopt.callbacks.stopping import StopAtSafePoint
     from dlopt.train import _callbacks
     from types import SimpleNamespace
 

@@ -10,12 +10,10 @@ from pathlib import Path
 
 import click
 
-from .errors import ConfigError, DloptError
+from . import console
+from .runs.folder import RunFolder
+from .errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, DloptError, Interrupted, UsageError, status_of
 from .tta import VIEWS as TTA_VIEWS
-
-
-class UsageError(ConfigError):
-    """Wrong combination of command-line arguments: exit code 2."""
 
 PROGRESS = click.Choice(["auto", "bar", "lines", "none"])
 
@@ -30,17 +28,17 @@ def reports_errors(command):
         except DloptError as exc:
             # stopping a run on purpose is not an error: its message says how to go on
             lines = str(exc).splitlines() or [""]
-            click.echo("\n".join(lines if exc.exit_code == 130 else [f"error: {line}" for line in lines]), err=True)
+            console.say("\n".join(lines if isinstance(exc, Interrupted) else [f"error: {line}" for line in lines]))
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+            console.say("interrupted")
+            sys.exit(EXIT_INTERRUPTED)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as exc:  # a bug or an unforeseen failure: still one line, never a traceback
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            click.echo(f"error: {type(exc).__name__}: {first}", err=True)
-            sys.exit(1)
+            console.say(f"error: {type(exc).__name__}: {first}")
+            sys.exit(EXIT_RUN_FAILED)
 
     return wrapper
 
@@ -76,8 +74,7 @@ def _json_on_failure(as_json: bool, run_dir=None):
         yield
     except DloptError as exc:
         if as_json:
-            status = {130: "interrupted", 2: "config_error"}.get(exc.exit_code, "failed")
-            click.echo(json.dumps({"run_dir": getattr(exc, "run_dir", None) or run_dir, "status": status, "error": str(exc)}))
+            click.echo(json.dumps({"run_dir": getattr(exc, "run_dir", None) or run_dir, "status": status_of(exc), "error": str(exc)}))
         raise
 
 
@@ -151,9 +148,9 @@ def train(config_file, sets, module, name, seed, runs_dir, skip_if_done, resume,
         resume = _run(resume)
         requested = more_epochs[-1].split("=", 1)[1].strip() if more_epochs else None
         if requested is not None and not requested.isdigit():
-            load_config(resume / "config.yaml", more_epochs)  # names the mistake in the value
+            load_config(RunFolder(resume).config, more_epochs)  # names the mistake in the value
         check_resumable(resume, int(requested) if requested is not None else None)  # before the config: what the run's state allows
-        config = load_config(resume / "config.yaml", more_epochs)
+        config = load_config(RunFolder(resume).config, more_epochs)
     elif not config_file:
         raise UsageError("give a CONFIG_FILE to train, or --resume RUN")
     else:
@@ -162,7 +159,7 @@ def train(config_file, sets, module, name, seed, runs_dir, skip_if_done, resume,
             from .runs import auto_name
 
             config.name = auto_name(config.name, sets)
-    from . import report
+    from .analysis import tables
     from .train import train as run_training
 
     done = None
@@ -174,7 +171,7 @@ def train(config_file, sets, module, name, seed, runs_dir, skip_if_done, resume,
     if done is not None:
         summary = done
         if not as_json:
-            report.stderr.print(f"already done: {summary['run_dir']} (the same resolved config, completed); not trained again", soft_wrap=True)
+            console.say(f"already done: {summary['run_dir']} (the same resolved config, completed); not trained again")
     else:
         with _json_on_failure(as_json):
             summary = run_training(config, Path(runs_dir), command_line(), progress or config.train.progress, resume=resume)
@@ -184,13 +181,13 @@ def train(config_file, sets, module, name, seed, runs_dir, skip_if_done, resume,
     elif summary.get("worker"):  # a multi-worker run's other workers: the chief reports and writes
         click.echo(f"{summary['worker']}: training completed; the chief wrote the run folder")
     else:
-        report.stdout.print(report.results_table(summary))
+        console.stdout.print(tables.results_table(summary))
         analysis = _read_analysis(summary)
         if analysis.get("per_class"):
-            report.stdout.print(report.per_class_table(analysis, "test"))
+            console.stdout.print(tables.per_class_table(analysis, "test"))
         if summary.get("forecast"):
-            report.stdout.print(report.forecast_table(summary["forecast"]))
-        report.stdout.print(report.results_footer(summary), soft_wrap=True)
+            console.stdout.print(tables.forecast_table(summary["forecast"]))
+        console.result(tables.results_footer(summary))
 
 
 def _read_analysis(summary: dict) -> dict:
@@ -234,19 +231,18 @@ def tune(config_file, sets, module, study_name, storage, trials, timeout, runs_d
     if as_json:
         click.echo(json.dumps(result))
         return
-    from . import report
 
     counts = ", ".join(f"{n} {state}" for state, n in result["trials"].items())
-    report.stdout.print(f"study {result['study']}: {counts}", soft_wrap=True)
+    console.result(f"study {result['study']}: {counts}")
     best = result["best"]
     if best:
         from .search.trial import describe
 
-        report.stdout.print(report.wrapped(f"best: trial {best['trial']}, {result['metric']} {best['value']:.4f} ({describe(best['params'])})"), soft_wrap=True)
-        report.stdout.print(f"  run: {best['run_dir']}\n  train it: dlopt train {result['best_yaml']}", soft_wrap=True)
-    report.stdout.print(f"  all trials: dlopt compare {result['study_dir']}", soft_wrap=True)
+        console.result(console.wrapped(f"best: trial {best['trial']}, {result['metric']} {best['value']:.4f} ({describe(best['params'])})"))
+        console.result(f"  run: {best['run_dir']}\n  train it: dlopt train {result['best_yaml']}")
+    console.result(f"  all trials: dlopt compare {result['study_dir']}")
     for plot in result["plots"]:
-        report.stdout.print(f"  plot: {plot}", soft_wrap=True)
+        console.result(f"  plot: {plot}")
 
 
 @main.command(name="eval")
@@ -265,7 +261,7 @@ def evaluate(run_dir, split, checkpoint, views, no_tta, as_json):
       dlopt eval runs/cnn_mnist-20260101-120000 --split test --checkpoint last
       dlopt eval runs/cnn_fashion_mnist_local-20260101-120000 --tta horizontal_flip
     """
-    from . import report
+    from .analysis import tables
     from .evaluate import evaluate as run_eval
 
     with _json_on_failure(as_json, run_dir):
@@ -279,7 +275,7 @@ def evaluate(run_dir, split, checkpoint, views, no_tta, as_json):
         from rich.table import Table
 
         single_view = result.get("metrics_single_view")
-        report.stdout.print(f"{run_dir} · {split} ({result['examples']} examples) · {checkpoint}.keras", soft_wrap=True)
+        console.result(f"{run_dir} · {split} ({result['examples']} examples) · {checkpoint}.keras")
         table = Table()
         table.add_column("metric")
         table.add_column(f"tta: image + {' + '.join(result['tta'])}" if single_view else "value", justify="right")
@@ -287,13 +283,13 @@ def evaluate(run_dir, split, checkpoint, views, no_tta, as_json):
             table.add_column("1 view", justify="right")
         for key, value in result["metrics"].items():
             table.add_row(key, f"{value:.4f}", *([f"{single_view[key]:.4f}"] if single_view else []))
-        report.stdout.print(table)
+        console.stdout.print(table)
         if result.get("per_class"):
-            report.stdout.print(report.per_class_table(result, split))
+            console.stdout.print(tables.per_class_table(result, split))
         elif result.get("class_names"):
-            report.stdout.print(report.wrapped(f"{len(result['class_names'])} classes: {', '.join(result['class_names'])}"), soft_wrap=True)
+            console.result(console.wrapped(f"{len(result['class_names'])} classes: {', '.join(result['class_names'])}"))
         if result.get("plots"):
-            report.stdout.print(report.wrapped(f"plots: {', '.join(str(run_dir / 'plots' / name) for name in result['plots'])}"), soft_wrap=True)
+            console.result(console.wrapped(f"plots: {', '.join(str(RunFolder(run_dir).plots / name) for name in result['plots'])}"))
 
 
 @main.command()
@@ -334,7 +330,7 @@ def compare(paths, sort_by, ascending, statuses, config_hash, all_columns, chose
     from rich.console import Console
     from rich.table import Table
 
-    from .report import stdout
+    stdout = console.stdout
     from .runs import shared_config_name
 
     if not stdout.is_terminal:  # piped: COLUMNS if set, else wide enough for every cell (no folding)
@@ -377,7 +373,7 @@ def compare(paths, sort_by, ascending, statuses, config_hash, all_columns, chose
 
 @main.command()
 @click.argument("runs", nargs=-1, required=True, metavar="RUN...")
-@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False), help="PNG file to write [default: RUN/plots/curves.png for one run, RUNS_DIR/plots/curves-<time>.png for several, RUN/plots/feature_maps-<layer>-<input>.png].")
+@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False), help="PNG file to write; a bare file name goes into the runs' folder, RUNS_DIR/plots/NAME [default: RUN/plots/curves.png for one run, RUNS_DIR/plots/curves-<time>.png for several, RUN/plots/feature_maps-<layer>-<input>.png].")
 @click.option("--force", is_flag=True, help="Replace the -o file if it exists (otherwise it is never overwritten).")
 @click.option("--feature-maps", is_flag=True, help="Instead of curves: a grid of one convolution layer's activations for --input.")
 @click.option("--input", "image", type=click.Path(dir_okay=False, exists=True), help="--feature-maps: the image (or .npy array) to run through the model.")
@@ -392,12 +388,14 @@ def plot(runs, output, force, feature_maps, image, layer, checkpoint):
     \b
     Examples:
       dlopt plot latest
-      dlopt plot runs/lr3e-3 runs/lr1e-3 -o lr.png
+      dlopt plot runs/lr3e-3 runs/lr1e-3 -o lr.png        # runs/plots/lr.png
       dlopt plot runs/cnn --feature-maps --input shoe.png --layer block1_conv0
     """
     from datetime import datetime
 
     folders = [_run(run) for run in runs]
+    if output and Path(output).parent == Path("."):  # a bare name: beside the runs' other plots, not wherever the shell is
+        output = str(folders[0].parent / "plots" / output)
     if output and Path(output).exists() and not force:
         raise UsageError(f"-o: {output} already exists; dlopt never overwrites files: choose another path, or add --force")
     if feature_maps:
@@ -410,11 +408,11 @@ def plot(runs, output, force, feature_maps, image, layer, checkpoint):
         return
     if image or layer:
         raise UsageError("--input and --layer go with --feature-maps")
-    from .report import plot_runs
+    from .analysis.curves import plot_runs
 
     if output is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        output = folders[0] / "plots" / "curves.png" if len(folders) == 1 else folders[0].parent / "plots" / f"curves-{stamp}.png"
+        output = RunFolder(folders[0]).curves if len(folders) == 1 else folders[0].parent / "plots" / f"curves-{stamp}.png"
     plot_runs(folders, Path(output))
     click.echo(output)
 
@@ -437,7 +435,7 @@ def html_report(run_dir, output, force):
     run_dir = _run(run_dir)
     if output and Path(output).exists() and not force:
         raise UsageError(f"-o: {output} already exists; dlopt never overwrites files: choose another path, or add --force")
-    click.echo(write_report(run_dir, Path(output) if output else run_dir / "report.html"))
+    click.echo(write_report(run_dir, Path(output) if output else RunFolder(run_dir).report))
 
 
 @main.command()
@@ -466,7 +464,7 @@ def summary(config_file, sets, module, as_json):
         return
     from rich.table import Table
 
-    from .report import stdout
+    stdout = console.stdout
 
     table = Table(title=f"{result['name']}: input {tuple(result['input_shape'])}", title_justify="left")
     for column in ("layer", "type", "output shape", "parameters", "FLOPs"):
@@ -529,7 +527,7 @@ def predict(run_dir, inputs, checkpoint, top_k, as_json):
         return
     from rich.table import Table
 
-    from .report import stdout
+    stdout = console.stdout
 
     stdout.print(f"{run_dir} · {checkpoint}.keras", soft_wrap=True)
     table = Table()

@@ -15,8 +15,9 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
+from .objectives import monitor_mode
 from .registry import did_you_mean
-from .runs import pid_alive, read_json_if_any, short_names
+from .runs import RunFolder, pid_alive, read_json_if_any, read_metrics, short_names
 
 try:  # the C loader reads a hundred configs in a blink; the pure-Python one is the fallback
     _SafeLoader = yaml.CSafeLoader
@@ -28,10 +29,10 @@ def find_runs(paths: list[Path]) -> list[Path]:
     """Run folders named directly, or found one level down in folders of runs."""
     found: list[Path] = []
     for path in paths:
-        if (path / "run.json").exists():
+        if RunFolder(path).record.exists():
             found.append(path)
         elif path.is_dir():
-            found += sorted(p for p in path.iterdir() if (p / "run.json").exists())
+            found += sorted(p for p in path.iterdir() if RunFolder(p).record.exists())
         else:
             raise ConfigError(f"{path}: no such run or folder of runs")
     return list(dict.fromkeys(found))
@@ -57,18 +58,17 @@ def status_of(record: dict) -> str:
 def _last_rows(path: Path) -> list[dict]:
     """metrics.csv of a run without a summary (interrupted, failed, still running)."""
     try:
-        with open(path / "metrics.csv", newline="") as handle:
-            rows = [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)]
-    except (OSError, ValueError):
+        return read_metrics(RunFolder(path).metrics)
+    except (OSError, ValueError, KeyError):  # missing, or half-written by a run still going
         return []
-    return rows
 
 
 def load_run(path: Path) -> dict:
-    record = read_json_if_any(path / "run.json")
-    summary = read_json_if_any(path / "summary.json")
+    run = RunFolder(path)
+    record = read_json_if_any(run.record)
+    summary = read_json_if_any(run.summary)
     try:
-        config = yaml.load((path / "config.yaml").read_text(), Loader=_SafeLoader) or {}
+        config = yaml.load(run.config.read_text(), Loader=_SafeLoader) or {}
     except (OSError, yaml.YAMLError):
         config = {}
     row = {"run": path.name, "status": status_of(record), "path": str(path)}
@@ -81,7 +81,7 @@ def load_run(path: Path) -> dict:
             logged = [r for r in rows if monitor in r]
             if logged:
                 mode = (config.get("checkpoint") or {}).get("mode", "auto")
-                pick = max if (mode == "max" or (mode == "auto" and any(s in monitor for s in ("acc", "auc", "f1", "precision", "recall")))) else min
+                pick = max if monitor_mode(monitor, mode) == "max" else min
                 best_row = pick(logged, key=lambda r: r[monitor])
                 summary["best"] = {"monitor": monitor, "epoch": int(best_row["epoch"]), "value": best_row[monitor]}
     best = summary.get("best") or {}
@@ -95,7 +95,7 @@ def load_run(path: Path) -> dict:
         row[f"test_{key}"] = value
     for key, value in (summary.get("test_single_view") or {}).items():  # with test-time augmentation: also without
         row[f"test_single_view_{key}"] = value
-    row["epochs"] = summary.get("epochs_run") or _count_epochs(path / "metrics.csv")
+    row["epochs"] = summary.get("epochs_run") or _count_epochs(run.metrics)
     row["train_seconds"] = summary.get("train_seconds")
     row["config_hash"] = config_sha[:12] if config_sha else None
     row["_params"] = {k: v for k, v in _flatten(config).items() if k != "name"}
@@ -139,7 +139,8 @@ def table(paths: list[Path], sort: str | None = None, status: tuple[str, ...] = 
         if rows and sort not in columns:
             raise ConfigError(f"--sort: no column '{sort}'{did_you_mean(sort, columns)}; columns: {', '.join(columns)}")
         if descending is None:  # accuracy-like metrics sort best first, losses lowest first
-            descending = any(s in sort for s in ("acc", "auc", "f1", "precision", "recall"))
+            metric = next((sort[len(p):] for p in ("best_", "test_single_view_", "test_") if sort.startswith(p)), sort)
+            descending = sort not in ("train_seconds", "epochs") and monitor_mode(metric) == "max"
         present = [r for r in rows if r.get(sort) is not None]
         missing = [r for r in rows if r.get(sort) is None]
         rows = sorted(present, key=lambda r: (isinstance(r[sort], str), r[sort]), reverse=descending) + missing
@@ -173,6 +174,65 @@ def _key_rank(key: str, rows: list[dict]) -> tuple:
     return (long_values, SECTION_ORDER.index(section) if section in SECTION_ORDER else len(SECTION_ORDER), key)
 
 
+def explained(key: str, rows: list[dict], metric: str | None) -> float:
+    """How much of the spread of `metric` across the runs the setting `key` explains, from 0 to 1.
+
+    Runs grouped by the key's value: omega squared (the share of variance between the groups,
+    corrected for their number), over the values at least two runs share. A numeric key with
+    a value of its own in every run (a sweep, one run each): its rank correlation with the metric,
+    squared. Without a metric, or where neither applies: below 0, by the share of runs that hold a
+    value other than the most common one."""
+    values = [r.get(key) for r in rows]
+    scored = [(v, float(r[metric])) for v, r in zip(values, rows) if metric and isinstance(r.get(metric), (int, float))]
+    groups: dict[str, list[float]] = {}
+    for value, score in scored:
+        groups.setdefault(json.dumps(value, sort_keys=True), []).append(score)
+    if len(groups) < len(scored):  # a value only one run has cannot be told from that run's noise
+        groups = {value: g for value, g in groups.items() if len(g) > 1}
+        scored = [pair for pair in scored if json.dumps(pair[0], sort_keys=True) in groups]
+    n, k = len(scored), len(groups)
+    if 2 <= k < n:
+        mean = sum(score for _, score in scored) / n
+        total = sum((score - mean) ** 2 for _, score in scored)
+        between = sum(len(g) * (sum(g) / len(g) - mean) ** 2 for g in groups.values())
+        within = (total - between) / (n - k)
+        return max(0.0, (between - (k - 1) * within) / (total + within)) if total > 0 else 0.0
+    if k == n >= 3 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v, _ in scored):
+        return _rank_correlation([v for v, _ in scored], [score for _, score in scored]) ** 2
+    return _spread(key, rows) - 2.0
+
+
+def _spread(key: str, rows: list[dict]) -> float:
+    """The share of runs whose value of `key` is not the most common one (a clipnorm one run of
+    twelve sets: 1/12)."""
+    texts = [json.dumps(r.get(key), sort_keys=True) for r in rows]
+    most = max((texts.count(t) for t in set(texts)), default=0)
+    return (len(texts) - most) / max(len(texts), 1)
+
+
+def _rank_correlation(a: list[float], b: list[float]) -> float:
+    """Spearman's rho (ties take their mean rank)."""
+
+    def ranks(values):
+        order = sorted(range(len(values)), key=values.__getitem__)
+        out = [0.0] * len(values)
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+                j += 1
+            for m in range(i, j + 1):
+                out[order[m]] = (i + j) / 2
+            i = j + 1
+        return out
+
+    ra, rb = ranks(a), ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    spread = (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
+    return cov / spread if spread else 0.0
+
+
 def _width(column: str, rows: list[dict], shown: list[str], limit: int | None = None) -> int:
     cells = [len(format_cell(column, r.get(column))) for r in rows] + [len(line) for line in header(column, shown).splitlines()]
     return min(max(cells), limit or 10_000) + 3  # padding and the border
@@ -189,7 +249,9 @@ def default_columns(columns: list[str], differing: list[str], rows: list[dict], 
     used = 1 + sum(_width(c, rows, fixed) for c in fixed)
     keys = []
     searched = [k for k in differing if any(k in r.get("sampled", ()) for r in rows)]
-    for key in searched + sorted((k for k in differing if k not in searched), key=lambda k: _key_rank(k, rows)):  # a study's sampled keys first
+    metric = (best or test or [None])[0]
+    ranked = sorted((k for k in differing if k not in searched), key=lambda k: (-explained(k, rows, metric), -_spread(k, rows), _key_rank(k, rows)))
+    for key in searched + ranked:  # a study's sampled keys first, then the settings that explain the most
         need = _width(key, rows, fixed + keys + [key], KEY_WIDTH)
         if used + need > width:
             break
@@ -214,7 +276,7 @@ def header(column: str, columns: list[str]) -> str:
 
 def _short_metric(name: str) -> str:
     """val_accuracy -> val_acc: the epoch lines' abbreviations."""
-    from .report import SHORT
+    from .console import SHORT_METRIC as SHORT
 
     base = name[4:] if name.startswith("val_") else name
     return ("val_" if name.startswith("val_") else "") + SHORT.get(base, base)

@@ -1,21 +1,52 @@
-"""`dlopt eval`: reload a finished run's saved model and evaluate it on one split."""
+"""Scoring a model on one split, the one way both training (its test split) and `dlopt eval` do it:
+metrics (with test-time augmentation views, and one view beside them), then the per-class report,
+confusion matrix, mistakes and plots; progress shown, so a long test is never silent."""
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from . import data as data_module
 from . import runs, tta
 from .errors import ConfigError
+from .runs import RunFolder
 from .saved_models import load_run_model
 
 
-def evaluate(run_dir: Path, split: str = "test", checkpoint: str = "best", views: list[str] | None = None) -> dict:
-    """Metrics of the run's model on `split`; `views`: test-time augmentation views (None: the run's
-    `data.tta`, [] none), with single-view metrics beside them when there are views."""
-    from .objectives import build_loss, build_metrics
+@dataclass
+class SplitResult:
+    metrics: dict  # with the views, when there are views
+    single_view: dict | None  # one view, when there are views
+    analysis: dict  # per-class report, confusion matrix, mistakes, plots (see analysis.analyse)
 
+
+def evaluate_split(model, data, split: str, run_dir: Path, views=(), progress: str = "auto", strategy=None) -> SplitResult:
+    """`model` on `data`'s `split`: metrics and analysis (plots into the run folder). A model not
+    compiled yet (loaded from a checkpoint) is compiled with the data's objective; `strategy`: the
+    distribution strategy the model was built under."""
+    from .analysis import analyse
+    from .callbacks.progress import TestProgress
+
+    objective = data.objective
+    dataset = data.pipelines[split]
+    steps = int(dataset.cardinality()) if int(dataset.cardinality()) > 0 else None
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:  # the views model shares the (possibly mirrored) layers
+        if not getattr(model, "compiled", False):
+            model.compile(loss=objective.loss(), metrics=objective.metrics())
+        shown = TestProgress(f"{split}: scoring {data.counts[split]:,} examples" + (f" x {len(views) + 1} views" if views else ""), steps, progress)
+        metrics, single_view = tta.evaluate(model, dataset, list(views), objective.loss(), objective.metrics(), callbacks=[shown])  # the views model gets metric objects of its own
+    analysis = analyse(model, data, split, run_dir, views, TestProgress(f"{split}: per-class report and mistakes", steps, progress))
+    return SplitResult(metrics, single_view, analysis)
+
+
+def evaluate(run_dir: Path, split: str = "test", checkpoint: str = "best", views: list[str] | None = None, progress: str = "auto") -> dict:
+    """`dlopt eval`: metrics of the run's saved model on `split`, written to eval/<split>.json;
+    `views`: test-time augmentation views (None: the run's `data.tta`, [] none), with single-view
+    metrics beside them when there are views."""
     config, model, path = load_run_model(run_dir, checkpoint)
     data = data_module.build(config, roles=(split,), with_statistics=False, for_training=False)
     if split not in data.pipelines:
@@ -24,13 +55,7 @@ def evaluate(run_dir: Path, split: str = "test", checkpoint: str = "best", views
         views = list(config.data.tta)
     else:
         tta.check(views, data.input_shape, data.task, where="--tta")
-    loss = build_loss(config.train, data.task, data.label_format)
-    model.compile(loss=loss, metrics=build_metrics(config.train, data.task, data.label_format, data.series))
-    # the views model gets metric objects of its own
-    with_views, single_view = tta.evaluate(model, data.pipelines[split], views, loss, build_metrics(config.train, data.task, data.label_format, data.series))
-    from .analysis import analyse
-
-    analysis = analyse(model, data, split, run_dir, views)
+    scored = evaluate_split(model, data, split, run_dir, views, progress)
     result = {
         "run_dir": str(run_dir),
         "status": "completed",
@@ -39,10 +64,10 @@ def evaluate(run_dir: Path, split: str = "test", checkpoint: str = "best", views
         "checkpoint": checkpoint,
         "examples": data.counts[split],
         **({"class_names": data.class_names} if data.class_names else {}),
-        "metrics": with_views,
-        **({"metrics_single_view": single_view, "tta": views} if single_view else {}),
-        **analysis,
+        "metrics": scored.metrics,
+        **({"metrics_single_view": scored.single_view, "tta": views} if scored.single_view else {}),
+        **scored.analysis,
         "evaluated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
     }
-    runs.write_json(run_dir / "eval" / f"{split}.json", result)
+    runs.write_json(RunFolder(run_dir).eval_file(split), result)
     return result

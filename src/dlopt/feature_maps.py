@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
+from .runs import RunFolder
 from .registry import did_you_mean
-from .report import save_figure
+from .analysis.plots import save_figure
 
 
 def _conv_layers(model) -> list:
@@ -95,7 +96,7 @@ def plot_feature_maps(run_dir: Path, image: str, layer: str | None, output: Path
     image_settings = config.data.image if config.data.source == "image_folder" else None
     _, examples = gather([image], tuple(spec.shape[1:]), text=False, image_settings=image_settings)
     name, maps = activations(model, examples[0], layer)
-    output = output or run_dir / "plots" / f"feature_maps-{name}-{Path(image).stem}.png"
+    output = output or RunFolder(run_dir).plots / f"feature_maps-{name}-{Path(image).stem}.png"
     probabilities = np.asarray(model.predict(examples[:1], verbose=0))[0]
     predicted = ""
     if probabilities.ndim == 1 and len(probabilities) > 1:

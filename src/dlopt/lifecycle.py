@@ -13,13 +13,10 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import report, runs
+from . import console, runs
 from .config import dump_config
-from .errors import ConfigError, DloptError, RunFailed
-
-
-class Interrupted(DloptError):
-    exit_code = 130
+from .errors import ConfigError, DloptError, Interrupted, RunFailed
+from .runs import RunFolder
 
 
 @dataclass
@@ -34,15 +31,19 @@ class Run:
     backup: object = None  # the resume state's callback, once fit is set up: saved on an interrupt
     keep_partial_epoch: bool = True  # False (strict determinism): an interrupt keeps the last epoch end's state
 
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.run_dir)
+
     def finish(self, status: str, message: str | None = None) -> None:
         self.record.finish(status, message)
         if status in runs.FINISHED:
-            runs.remove(self.run_dir / "backup")  # the resume state is only needed until the run ends
+            runs.remove(self.folder.backup)  # the resume state is only needed until the run ends
 
     @contextlib.contextmanager
     def recorded(self):
         """Ctrl-C and SIGTERM stop training at a safe point; any exception becomes the run's status."""
-        from .callbacks import StopAtSafePoint
+        from .callbacks.stopping import StopAtSafePoint
 
         self.stopper = StopAtSafePoint()
         previous = {sig: signal.signal(sig, self.stopper.handle_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -76,7 +77,7 @@ class Run:
 
     def _failed(self, exc: Exception):
         if _disk_full(exc):
-            from .callbacks import release_failed_files
+            from .callbacks.saving import release_failed_files
 
             release_failed_files()
             message = f"no space left on device writing {getattr(exc, 'filename', None) or self.run_dir}; free some space (or use another --runs-dir), then: dlopt train --resume {self.run_dir}"
@@ -92,9 +93,9 @@ def open_run(config, runs_dir: Path, command: list[str], resume: Path | None, tr
     an interrupted or killed one from its resume state, a completed one from last.keras."""
     keep_partial_epoch = config.train.deterministic != "strict"
     if resume is None:
-        run_dir = runs.create(runs_dir, trial.run_name if trial else config.name)
+        run_dir = runs.create(runs_dir, trial.run_name if trial else config.name).path
         config_text = dump_config(config)
-        runs.write_text_atomic(run_dir / "config.yaml", config_text)
+        runs.write_text_atomic(RunFolder(run_dir).config, config_text)
         record = runs.RunRecord(run_dir, config.seed, command)
         from .manifest import manifest
 
@@ -104,12 +105,12 @@ def open_run(config, runs_dir: Path, command: list[str], resume: Path | None, tr
         record.save()
         return Run(run_dir, record, keep_partial_epoch=keep_partial_epoch)
     run_dir = resume
-    if runs.read_json(run_dir / "run.json").get("status") in runs.FINISHED:  # trained further: more epochs
+    if runs.read_json(RunFolder(run_dir).record).get("status") in runs.FINISHED:  # trained further: more epochs
         done = runs.continue_completed(run_dir, dump_config(config))
-        report.stderr.print(f"continuing {run_dir} from epoch {done} (checkpoints/last.keras) to {config.train.epochs}; the schedule runs over the new total", soft_wrap=True)
+        console.say(f"continuing {run_dir} from epoch {done} (checkpoints/last.keras) to {config.train.epochs}; the schedule runs over the new total")
     repaired = runs.repair_resume_state(run_dir)  # before anything is marked: a state that cannot load leaves the run as it was
     if repaired:
-        report.stderr.print(repaired, soft_wrap=True)
+        console.say(repaired)
     record = runs.RunRecord.resume(run_dir, command)
     if trial is not None:  # a search's trial run again, from where its worker died
         record.data["search"] = trial.started(run_dir)

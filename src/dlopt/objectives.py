@@ -1,101 +1,18 @@
-"""Loss, metrics and the label encoding they need, chosen from the config and the data's task."""
+"""The objective of a run: its task, the label format the data is fed in, the loss and the metrics,
+and which way each logged number should go. Resolved once from the config and the data
+(`Objective.resolve`), then passed along: data pipelines, model head, compile, callbacks,
+evaluation and search all read the same one.
+
+The losses and metrics are those registered in config/train.py (`LOSSES`, `METRICS`); their
+builders are below. No TensorFlow until a loss or metric is built.
+"""
 
 from __future__ import annotations
 
-from .config.schema import TrainConfig
+from dataclasses import dataclass
+
+from .config.train import LOSSES, METRICS, TrainConfig
 from .errors import ConfigError
-
-CLASSIFICATION_LOSSES = {"sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy"}
-REGRESSION_LOSSES = {"mse", "mae", "huber"}
-CLASSIFICATION_METRICS = {"accuracy", "top_k_accuracy", "precision", "recall", "macro_f1", "auc"}
-REGRESSION_METRICS = {"mae", "mse", "rmse"}
-# Keras computes these on one-hot (or binary) labels, never on sparse class ids
-ONE_HOT_METRICS = {"precision", "recall", "macro_f1", "auc"}
-
-
-def resolve_loss(train: TrainConfig, task: str) -> str:
-    if train.loss == "auto":
-        return "sparse_categorical_crossentropy" if task == "classification" else "mse"
-    return train.loss
-
-
-def resolve_metrics(train: TrainConfig, task: str) -> list[str]:
-    if train.metrics is None:
-        return ["accuracy"] if task == "classification" else ["mae", "rmse"]
-    return list(train.metrics)
-
-
-def label_format(train: TrainConfig, task: str, num_classes: int | None, mixed_labels: bool = False) -> str:
-    """How labels are fed: 'sparse' class ids, 'onehot' vectors, 'binary' 0/1, or 'value' targets.
-
-    `mixed_labels`: mixup or cutmix blend labels, which only one-hot (or binary) labels can carry."""
-    loss, metrics = resolve_loss(train, task), resolve_metrics(train, task)
-    wrong_metrics = set(metrics) - (CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS)
-    if wrong_metrics:
-        raise ConfigError(f"train.metrics: {sorted(wrong_metrics)[0]!r} does not apply to {task} data (set data.task if the task was guessed wrong)")
-    if task == "regression":
-        if loss not in REGRESSION_LOSSES:
-            raise ConfigError(f"train.loss: '{loss}' is a classification loss but the data is regression; expected one of {', '.join(sorted(REGRESSION_LOSSES))}")
-        return "value"
-    if loss not in CLASSIFICATION_LOSSES:
-        raise ConfigError(f"train.loss: '{loss}' is a regression loss but the data is classification; expected a cross-entropy")
-    if loss == "binary_crossentropy":
-        if num_classes != 2:
-            raise ConfigError(f"train.loss: binary_crossentropy needs 2 classes, the data has {num_classes}")
-        if "top_k_accuracy" in metrics:
-            raise ConfigError("train.metrics: top_k_accuracy needs more than one output; not with binary_crossentropy")
-        return "binary"
-    # label smoothing needs one-hot targets: Keras' sparse cross-entropy has no label_smoothing
-    if loss == "categorical_crossentropy" or train.label_smoothing > 0 or mixed_labels or ONE_HOT_METRICS & set(metrics):
-        return "onehot"
-    return "sparse"
-
-
-def build_loss(train: TrainConfig, task: str, fmt: str):
-    import keras
-
-    loss = resolve_loss(train, task)
-    if fmt == "onehot":
-        return keras.losses.CategoricalCrossentropy(label_smoothing=train.label_smoothing)
-    if fmt == "sparse":
-        return keras.losses.SparseCategoricalCrossentropy()
-    if fmt == "binary":
-        return keras.losses.BinaryCrossentropy(label_smoothing=train.label_smoothing)
-    return {
-        "mse": keras.losses.MeanSquaredError,
-        "mae": keras.losses.MeanAbsoluteError,
-        "huber": lambda: keras.losses.Huber(delta=train.huber_delta),
-    }[loss]()
-
-
-def build_metrics(train: TrainConfig, task: str, fmt: str, series=None) -> list:
-    """Keras metrics for the config; for a time series (`series`), errors in the series' own units."""
-    import keras
-
-    m = keras.metrics
-    if series is not None:
-        from .models.forecasting import IN_UNITS
-
-        scale = series.target_scaling.scale.tolist()
-        return [IN_UNITS[name](scale=scale, name=name) for name in resolve_metrics(train, task)]
-    accuracy = {"sparse": m.SparseCategoricalAccuracy, "onehot": m.CategoricalAccuracy, "binary": m.BinaryAccuracy}
-    top_k = {"sparse": m.SparseTopKCategoricalAccuracy, "onehot": m.TopKCategoricalAccuracy}
-    makers = {
-        "accuracy": lambda: accuracy[fmt](name="accuracy"),
-        "top_k_accuracy": lambda: top_k[fmt](k=train.top_k, name="top_k_accuracy"),
-        "precision": lambda: m.Precision(name="precision"),
-        "recall": lambda: m.Recall(name="recall"),
-        # threshold None: the arg-max class counts as predicted, the usual multi-class F1
-        "macro_f1": lambda: m.F1Score(average="macro", threshold=0.5 if fmt == "binary" else None, name="macro_f1"),
-        "auc": lambda: m.AUC(name="auc"),
-        "mae": lambda: m.MeanAbsoluteError(name="mae"),
-        "mse": lambda: m.MeanSquaredError(name="mse"),
-        "rmse": lambda: m.RootMeanSquaredError(name="rmse"),
-    }
-    return [makers[name]() for name in resolve_metrics(train, task)]
-
-
-HIGHER_IS_BETTER = {"accuracy", "top_k_accuracy", "precision", "recall", "macro_f1", "auc"}
 
 
 def monitor_mode(monitor: str, mode: str = "auto") -> str:
@@ -103,4 +20,153 @@ def monitor_mode(monitor: str, mode: str = "auto") -> str:
     if mode != "auto":
         return mode
     name = monitor[4:] if monitor.startswith("val_") else monitor
-    return "max" if name in HIGHER_IS_BETTER else "min"
+    return "max" if name in METRICS and METRICS.get(name).higher_is_better else "min"
+
+
+@dataclass(frozen=True)
+class Objective:
+    task: str  # classification | regression
+    label_format: str  # sparse class ids | onehot vectors | binary 0/1 | value targets
+    loss_name: str
+    metric_names: tuple[str, ...]
+    label_smoothing: float = 0.0
+    huber_delta: float = 1.0
+    top_k: int = 5
+    series_scale: tuple | None = None  # a time series: errors are reported in its own units
+
+    @classmethod
+    def resolve(cls, train: TrainConfig, task: str, num_classes: int | None, mixed_labels: bool = False, series_scale=None) -> "Objective":
+        """The loss, metrics and label format for `task`; config errors name the key that does not fit.
+
+        `mixed_labels`: mixup or cutmix blend labels, which only one-hot (or binary) labels can carry."""
+        loss = train.loss if train.loss != "auto" else ("sparse_categorical_crossentropy" if task == "classification" else "mse")
+        metrics = tuple(train.metrics) if train.metrics is not None else (("accuracy",) if task == "classification" else ("mae", "rmse"))
+        wrong = [m for m in metrics if METRICS.get(m).task != task]
+        if wrong:
+            raise ConfigError(f"train.metrics: {sorted(wrong)[0]!r} does not apply to {task} data (set data.task if the task was guessed wrong)")
+        if LOSSES.get(loss).task != task:
+            expected = "a cross-entropy" if task == "classification" else f"one of {', '.join(sorted(LOSSES.where(task=task)))}"
+            raise ConfigError(f"train.loss: '{loss}' is a {LOSSES.get(loss).task} loss but the data is {task}; expected {expected}")
+        fmt = cls._label_format(train, task, loss, metrics, num_classes, mixed_labels)
+        scale = tuple(series_scale) if series_scale is not None else None
+        return cls(task, fmt, loss, metrics, train.label_smoothing, train.huber_delta, train.top_k, scale)
+
+    @staticmethod
+    def _label_format(train, task, loss, metrics, num_classes, mixed_labels) -> str:
+        if task == "regression":
+            return "value"
+        if loss == "binary_crossentropy":
+            if num_classes != 2:
+                raise ConfigError(f"train.loss: binary_crossentropy needs 2 classes, the data has {num_classes}")
+            if "top_k_accuracy" in metrics:
+                raise ConfigError("train.metrics: top_k_accuracy needs more than one output; not with binary_crossentropy")
+            return "binary"
+        # label smoothing needs one-hot targets: Keras' sparse cross-entropy has no label_smoothing
+        if loss == "categorical_crossentropy" or train.label_smoothing > 0 or mixed_labels or any(METRICS.get(m).one_hot for m in metrics):
+            return "onehot"
+        return "sparse"
+
+    def loss(self):
+        """A new Keras loss object."""
+        return LOSSES.get(self.loss_name).build(self)
+
+    def metrics(self) -> list:
+        """New Keras metric objects (each compiled model needs its own)."""
+        return [METRICS.get(name).build(self, name) for name in self.metric_names]
+
+    def logged(self) -> set[str]:
+        """The names fit() logs: the loss and metrics, their `val_` twins, and the learning rate."""
+        names = ["loss", *self.metric_names]
+        return set(names) | {f"val_{n}" for n in names} | {"learning_rate"}
+
+    @staticmethod
+    def mode(monitor: str, mode: str = "auto") -> str:
+        return monitor_mode(monitor, mode)
+
+
+# ----------------------------------------------------------------- what LOSSES and METRICS build
+
+
+def cross_entropy(objective: Objective):
+    import keras
+
+    if objective.label_format == "onehot":
+        return keras.losses.CategoricalCrossentropy(label_smoothing=objective.label_smoothing)
+    if objective.label_format == "binary":
+        return keras.losses.BinaryCrossentropy(label_smoothing=objective.label_smoothing)
+    return keras.losses.SparseCategoricalCrossentropy()
+
+
+def mean_squared_error(objective: Objective):
+    import keras
+
+    return keras.losses.MeanSquaredError()
+
+
+def mean_absolute_error(objective: Objective):
+    import keras
+
+    return keras.losses.MeanAbsoluteError()
+
+
+def huber(objective: Objective):
+    import keras
+
+    return keras.losses.Huber(delta=objective.huber_delta)
+
+
+def accuracy(objective: Objective, name: str):
+    import keras
+
+    m = keras.metrics
+    return {"sparse": m.SparseCategoricalAccuracy, "onehot": m.CategoricalAccuracy, "binary": m.BinaryAccuracy}[objective.label_format](name=name)
+
+
+def top_k_accuracy(objective: Objective, name: str):
+    import keras
+
+    m = keras.metrics
+    return {"sparse": m.SparseTopKCategoricalAccuracy, "onehot": m.TopKCategoricalAccuracy}[objective.label_format](k=objective.top_k, name=name)
+
+
+def precision(objective: Objective, name: str):
+    import keras
+
+    return keras.metrics.Precision(name=name)
+
+
+def recall(objective: Objective, name: str):
+    import keras
+
+    return keras.metrics.Recall(name=name)
+
+
+def macro_f1(objective: Objective, name: str):
+    import keras
+
+    # threshold None: the arg-max class counts as predicted, the usual multi-class F1
+    return keras.metrics.F1Score(average="macro", threshold=0.5 if objective.label_format == "binary" else None, name=name)
+
+
+def auc(objective: Objective, name: str):
+    import keras
+
+    return keras.metrics.AUC(name=name)
+
+
+def _error_metric(keras_name: str):
+    def build(objective: Objective, name: str):
+        if objective.series_scale is not None:  # a forecast's errors in the series' own units
+            from .models.forecasting import IN_UNITS
+
+            return IN_UNITS[name](scale=list(objective.series_scale), name=name)
+        import keras
+
+        return getattr(keras.metrics, keras_name)(name=name)
+
+    return build
+
+
+mae = _error_metric("MeanAbsoluteError")
+mse = _error_metric("MeanSquaredError")
+rmse = _error_metric("RootMeanSquaredError")

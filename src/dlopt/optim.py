@@ -8,17 +8,10 @@ from __future__ import annotations
 
 import keras
 
+from .config.optim import OPTIMIZERS, OptimizerBase
 from .config.schema import Config
+from .registry import load_attribute
 from .objectives import monitor_mode
-
-OPTIMIZERS = {
-    "sgd": (keras.optimizers.SGD, ("momentum", "nesterov")),
-    "adagrad": (keras.optimizers.Adagrad, ("initial_accumulator_value", "epsilon")),
-    "rmsprop": (keras.optimizers.RMSprop, ("rho", "momentum", "epsilon", "centered")),
-    "adam": (keras.optimizers.Adam, ("beta_1", "beta_2", "epsilon", "amsgrad")),
-    "adamw": (keras.optimizers.AdamW, ("beta_1", "beta_2", "epsilon", "amsgrad")),
-}
-
 
 @keras.saving.register_keras_serializable(package="dlopt")
 class Warmup(keras.optimizers.schedules.LearningRateSchedule):
@@ -54,26 +47,39 @@ def build_schedule(config: Config, steps_per_epoch: int):
     base = config.optimizer.learning_rate
     warmup_steps = round(s.warmup_epochs * steps_per_epoch)
     remaining = max(config.train.epochs * steps_per_epoch - warmup_steps, 1)
-    sched = keras.optimizers.schedules
-    if s.type in ("constant", "plateau"):
-        after = None
-    elif s.type == "exponential":
-        after = sched.ExponentialDecay(base, max(round(s.decay_epochs * steps_per_epoch), 1), s.decay_rate, staircase=s.staircase)
-    elif s.type == "step":
-        values = s.values or [base * s.factor**i for i in range(len(s.boundaries) + 1)]
-        after = sched.PiecewiseConstantDecay([round(b * steps_per_epoch) for b in s.boundaries], values)
-    elif s.type == "cosine":
-        decay_steps = round(s.decay_epochs * steps_per_epoch) if s.decay_epochs else remaining
-        if s.restarts:
-            after = sched.CosineDecayRestarts(base, max(decay_steps, 1), t_mul=s.t_mul, m_mul=s.m_mul, alpha=s.alpha)
-        else:
-            after = sched.CosineDecay(base, max(decay_steps, 1), alpha=s.alpha)
-    else:  # pragma: no cover - the schema allows no other type
-        raise ValueError(s.type)
+    after = s.builder()(s, base, steps_per_epoch, remaining)  # config/optim.py's SCHEDULES name it
     # plateau warms up through WarmupCallback: ReduceLROnPlateau needs a plain float rate
     if warmup_steps and s.type != "plateau":
         return Warmup(warmup_steps, s.warmup_start, base, after)
     return after if after is not None else base
+
+
+# what each schedule of config/optim.py builds, after any warm-up: (section, base rate, steps per
+# epoch, steps after warm-up) -> a keras.optimizers.schedules object, or None for the base rate
+
+
+def constant_schedule(s, base: float, steps_per_epoch: int, remaining: int):
+    return None
+
+
+def plateau_schedule(s, base: float, steps_per_epoch: int, remaining: int):
+    return None  # a plain rate that ReduceLROnPlateau lowers (schedule_callbacks)
+
+
+def exponential_schedule(s, base: float, steps_per_epoch: int, remaining: int):
+    return keras.optimizers.schedules.ExponentialDecay(base, max(round(s.decay_epochs * steps_per_epoch), 1), s.decay_rate, staircase=s.staircase)
+
+
+def step_schedule(s, base: float, steps_per_epoch: int, remaining: int):
+    values = s.values or [base * s.factor**i for i in range(len(s.boundaries) + 1)]
+    return keras.optimizers.schedules.PiecewiseConstantDecay([round(b * steps_per_epoch) for b in s.boundaries], values)
+
+
+def cosine_schedule(s, base: float, steps_per_epoch: int, remaining: int):
+    decay_steps = max(round(s.decay_epochs * steps_per_epoch) if s.decay_epochs else remaining, 1)
+    if s.restarts:
+        return keras.optimizers.schedules.CosineDecayRestarts(base, decay_steps, t_mul=s.t_mul, m_mul=s.m_mul, alpha=s.alpha)
+    return keras.optimizers.schedules.CosineDecay(base, decay_steps, alpha=s.alpha)
 
 
 def _with_lr_multipliers(cls):
@@ -106,13 +112,20 @@ def _with_lr_multipliers(cls):
     return WithLrMultipliers
 
 
-_WITH_MULTIPLIERS = {name: _with_lr_multipliers(cls) for name, (cls, _) in OPTIMIZERS.items()}
+# every registered optimizer with per-variable rates, registered with Keras at import so that a
+# fine-tuning checkpoint loads in any process that imported dlopt
+_WITH_MULTIPLIERS = {name: _with_lr_multipliers(load_attribute(section.builds)) for name, section in zip(OPTIMIZERS.names(), OPTIMIZERS.entries())}
+
+
+def own_keys(optimizer_config) -> list[str]:
+    """The keys an optimizer's section adds to what every optimizer has: its constructor's own."""
+    return [k for k in type(optimizer_config).model_fields if k not in OptimizerBase.model_fields and k != "type"]
 
 
 def build_optimizer(config: Config, steps_per_epoch: int, lr_multipliers: dict[str, float] | None = None):
     o = config.optimizer
-    cls, own_keys = OPTIMIZERS[o.type]
-    kwargs = {key: getattr(o, key) for key in own_keys}
+    cls = o.builder()  # the Keras optimizer class config/optim.py's OPTIMIZERS name
+    kwargs = {key: getattr(o, key) for key in own_keys(o)}
     for key in ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay"):
         if getattr(o, key) is not None:
             kwargs[key] = getattr(o, key)

@@ -11,7 +11,7 @@ import os
 import re
 import sys
 
-from . import report
+from . import console
 
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 
@@ -24,7 +24,7 @@ def before_tensorflow(train_config) -> None:
     if "tensorflow" not in sys.modules:
         os.environ[ONEDNN_VARIABLE] = "1" if wanted else "0"
     elif train_config.onednn != "auto" and onednn_enabled() not in (None, wanted):
-        report.stderr.print("warning: train.onednn ignored: TensorFlow was already started in this process")
+        console.warn("train.onednn ignored: TensorFlow was already started in this process")
 
 
 def _onednn_wanted(setting) -> bool | None:
@@ -53,7 +53,7 @@ def set_threads(threads: int | None) -> None:
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
     except RuntimeError:  # TensorFlow already ran ops in this process (e.g. a notebook): say so, go on
-        report.stderr.print("warning: train.threads ignored: TensorFlow was already started in this process")
+        console.warn("train.threads ignored: TensorFlow was already started in this process")
 
 
 # TensorFlow's C++ start-up lines (written to file descriptor 2, some before absl logging starts, so

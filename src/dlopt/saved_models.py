@@ -7,18 +7,20 @@ from pathlib import Path
 
 from .config import load_config
 from .errors import ConfigError, RunFailed
+from .runs import RunFolder
 
 
 def load_run_model(run_dir: Path, checkpoint: str = "best"):
     """(config, model, path) of `run_dir`'s checkpoint; config errors name the missing piece."""
     from . import runtime
 
-    if not (run_dir / "config.yaml").exists():
+    run = RunFolder(run_dir)
+    if not run.config.exists():
         raise ConfigError(f"{run_dir}: not a dlopt run folder (no config.yaml)")
-    path = run_dir / "checkpoints" / f"{checkpoint}.keras"
+    path = run.checkpoint(checkpoint)
     if not path.exists():
         raise ConfigError(f"{run_dir}: no {checkpoint} checkpoint ({path.name} is missing; did the run finish an epoch?)")
-    config = load_config(run_dir / "config.yaml")
+    config = load_config(run.config)
     runtime.before_tensorflow(config.train)  # the same kernels as the training
     import keras
 
@@ -38,5 +40,5 @@ def load_run_model(run_dir: Path, checkpoint: str = "best"):
 
 def run_summary(run_dir: Path) -> dict:
     """summary.json of a completed run, or {} (class names, metrics)."""
-    path = run_dir / "summary.json"
+    path = RunFolder(run_dir).summary
     return json.loads(path.read_text()) if path.exists() else {}

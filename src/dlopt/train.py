@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import data as data_module
-from . import cost, distribute, lifecycle, models, report, runs, runtime, tta
+from . import console, cost, distribute, lifecycle, models, runs, runtime
 from .config import Config
 from .errors import ConfigError, RunFailed
-from .objectives import build_loss, build_metrics, monitor_mode, resolve_metrics
+from .analysis.curves import plot_curves
+from .evaluate import evaluate_split
+from .objectives import monitor_mode
 from .registry import did_you_mean
+from .runs import RunFolder
 
 
 def preflight(config: Config) -> None:
@@ -35,8 +38,7 @@ def preflight(config: Config) -> None:
 
 def _check_monitors(config: Config, data, trial=None) -> None:
     """A misspelt monitor would silently never save a best checkpoint: refuse it up front."""
-    names = ["loss"] + resolve_metrics(config.train, data.task)
-    known = set(names) | {f"val_{n}" for n in names} | {"learning_rate"}
+    known = data.objective.logged()
     watched = {"checkpoint.monitor": config.checkpoint.monitor}
     if trial is not None:
         watched["search.metric"] = trial.metric
@@ -73,8 +75,8 @@ def _compile(config: Config, model, data, optimizer) -> None:
     # mixed_float16 gets Keras' LossScaleOptimizer from compile (auto_scale_loss)
     model.compile(
         optimizer=optimizer,
-        loss=build_loss(config.train, data.task, data.label_format),
-        metrics=build_metrics(config.train, data.task, data.label_format, data.series),
+        loss=data.objective.loss(),
+        metrics=data.objective.metrics(),
         steps_per_execution=config.train.steps_per_execution,
         jit_compile=_jit_compile(config.train.jit_compile),
     )
@@ -118,7 +120,7 @@ def _fit_in_phases(config: Config, model, data, placement, fit: dict, epochs_don
             return
         _enter_second_phase(config, model, data, placement, facts)
         backup.save_now()  # --resume from here continues in phase two
-        report.stderr.print(f"epoch {switch}: frozen layers unfrozen (batch norm stays frozen), learning rate x {config.model.unfreeze_lr_multiplier}", soft_wrap=True)
+        console.say(f"epoch {switch}: frozen layers unfrozen (batch norm stays frozen), learning rate x {config.model.unfreeze_lr_multiplier}")
     else:
         _enter_second_phase(config, model, data, placement, facts)  # the backup then restores phase two's state
     model.fit(train, epochs=config.train.epochs, initial_epoch=switch, **fit)
@@ -170,10 +172,15 @@ def best_epoch(rows: list[dict], monitor: str, mode: str) -> dict:
 def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows: list[dict], stopper, restore_dir: Path | None = None, trial=None) -> tuple[list, object, object, object]:
     import keras
 
-    from .callbacks import AtomicCheckpoint, AveragedWeightsIn, AveragedWeightsOut, Backup, BackupAtEpochEnd, CallbackStates, DataEpoch, EpochStats, MetricsCSV, StopOnNaN
+    from .callbacks.averaging import AveragedWeightsIn, AveragedWeightsOut
+    from .callbacks.metrics import EpochStats, MetricsCSV
+    from .callbacks.progress import progress_callback
+    from .callbacks.resume import Backup, BackupAtEpochEnd, CallbackStates, DataEpoch
+    from .callbacks.saving import AtomicCheckpoint
+    from .callbacks.stopping import StopOnNaN
     from .optim import schedule_callbacks
 
-    ckpt = run_dir / "checkpoints"
+    run, restore = RunFolder(run_dir), RunFolder(restore_dir or run_dir)
     monitor = config.checkpoint.monitor
     mode = monitor_mode(monitor, config.checkpoint.mode)
     # a resumed run must not replace best.keras with anything worse than its earlier best
@@ -181,8 +188,8 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
     # a non-chief worker resuming restores the chief's state (restore_dir) and saves into its scratch;
     # strict determinism keeps the state of epoch ends only, from which a resumed run repeats exactly
     every_steps = None if config.train.deterministic == "strict" else config.checkpoint.backup_every_steps
-    backup = Backup((restore_dir or run_dir) / "backup", every_steps, save_dir=run_dir / "backup")
-    metrics_csv = MetricsCSV(run_dir / "metrics.csv", earlier_rows)
+    backup = Backup(restore.backup, every_steps, save_dir=run.backup)
+    metrics_csv = MetricsCSV(run.metrics, earlier_rows)
     stats = EpochStats(data.counts["train"])
     averaged_in = [AveragedWeightsIn()] if config.optimizer.ema_momentum is not None else []
     callbacks = [
@@ -192,9 +199,9 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
         *schedule_callbacks(config, data.steps_per_epoch),
         StopOnNaN(),
         *averaged_in,  # from here to AveragedWeightsOut the model holds the averaged weights
-        AtomicCheckpoint(ckpt / "best.keras", monitor=monitor, mode=mode, save_best_only=True, initial_value_threshold=threshold),
-        AtomicCheckpoint(ckpt / "last.keras"),
-        keras.callbacks.TensorBoard(run_dir / "tensorboard", histogram_freq=0, write_graph=False, profile_batch=0),
+        AtomicCheckpoint(run.checkpoint("best"), monitor=monitor, mode=mode, save_best_only=True, initial_value_threshold=threshold),
+        AtomicCheckpoint(run.checkpoint("last")),
+        keras.callbacks.TensorBoard(run.tensorboard, histogram_freq=0, write_graph=False, profile_batch=0),
     ]
     stop = config.train.early_stopping
     if stop:
@@ -204,10 +211,10 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
             )
         )
     # after early stopping and the plateau schedule: their counters go into the resume state
-    states = CallbackStates(run_dir / "backup", callbacks, (restore_dir or run_dir) / "backup", data.random_states, resumed=bool(earlier_rows), fresh_at_epoch=config.model.unfreeze_at_epoch)
+    states = CallbackStates(run, callbacks, restore, data.random_states, resumed=bool(earlier_rows), fresh_at_epoch=config.model.unfreeze_at_epoch)
     callbacks.append(states)
     callbacks += [AveragedWeightsOut(swap) for swap in averaged_in]  # the resume state holds the raw weights
-    callbacks += [metrics_csv, report.progress_callback(progress, config.train.epochs, data.steps_per_epoch, data.batch_size)]
+    callbacks += [metrics_csv, progress_callback(progress, config.train.epochs, data.steps_per_epoch, data.batch_size)]
     callbacks.append(BackupAtEpochEnd(backup))  # the epoch is in the resume state only once its row is written
     if trial is not None:  # a search's trial reports each epoch, after its row is written, and may be pruned
         callbacks.append(trial.callback())
@@ -257,7 +264,7 @@ def _train_run(config: Config, run: lifecycle.Run, placement, progress: str, tri
     _check_monitors(config, data, trial)
     fitted = _fit(config, run, data, model, placement, progress, model_facts, trial)
     pruned = trial.pruned if trial is not None else None  # a pruned trial ends here: no test evaluation
-    tested = Tested() if pruned else _test(config, run.run_dir, data, model, placement)
+    tested = Tested() if pruned else _test(config, run.run_dir, data, model, placement, progress)
     summary = summary_of(config, run.run_dir, data, model, fitted, tested, model_facts, placement, pruned)
     _write_results(run.run_dir, summary, fitted, tested, data)
     run.finish("pruned", pruned) if pruned else run.finish("completed")
@@ -284,7 +291,7 @@ def _with_min_steps(config: Config, steps_per_epoch: int) -> Config:
     epochs = max(config.train.epochs, math.ceil(wanted / steps_per_epoch)) if wanted else config.train.epochs
     if epochs == config.train.epochs:
         return config
-    report.stderr.print(f"train.min_steps {wanted}: {epochs} epochs of {steps_per_epoch} steps (train.epochs {config.train.epochs})", soft_wrap=True)
+    console.say(f"train.min_steps {wanted}: {epochs} epochs of {steps_per_epoch} steps (train.epochs {config.train.epochs})")
     return config.model_copy(update={"train": config.train.model_copy(update={"epochs": epochs})})
 
 
@@ -316,13 +323,13 @@ def _print_header(run: lifecycle.Run, data, model, placement, model_facts: dict)
     """The run's first lines: its folder, examples and parameters, classes, fine-tuning."""
     where = [f"{placement.replicas} replicas ({placement.name}, global batch {data.batch_size})"] if placement.replicas > 1 else []
     counts, *per_class = data.overview()
-    report.stderr.print(f"{'resuming' if run.resumed else 'run'} {run.run_dir}", soft_wrap=True)
+    console.say(f"{'resuming' if run.resumed else 'run'} {run.run_dir}")
     for line in [f"{counts}; {model.count_params():,} parameters", *where, *per_class]:
-        report.stderr.print(report.wrapped(line, indent="  "), soft_wrap=True)
+        console.say(console.wrapped(line, indent="  "))
     for warning in data.missing_classes():
-        report.stderr.print(warning, soft_wrap=True)
+        console.say(warning)
     if "init_from" in model_facts:
-        report.stderr.print(finetune_line(model_facts), soft_wrap=True)
+        console.say(finetune_line(model_facts))
 
 
 @dataclass
@@ -335,10 +342,10 @@ class Tested:
     forecast: dict | None = None
 
 
-def _test(config: Config, run_dir: Path, data, model, placement) -> Tested:
+def _test(config: Config, run_dir: Path, data, model, placement, progress: str = "auto") -> Tested:
     """The test split scored with the checkpoint `checkpoint.evaluate` names: metrics, the per-class
     report and plots, and for forecasts the comparison with the naive forecasts."""
-    best_path = run_dir / "checkpoints" / "best.keras"
+    best_path = RunFolder(run_dir).checkpoint("best")
     if config.checkpoint.evaluate == "best" and best_path.exists():
         import warnings
 
@@ -347,17 +354,8 @@ def _test(config: Config, run_dir: Path, data, model, placement) -> Tested:
             model.load_weights(best_path)
     tested = Tested()
     if "test" in data.pipelines:
-        with placement.strategy.scope():  # the views model shares the (possibly mirrored) layers
-            tested.metrics, tested.single_view = tta.evaluate(
-                model,
-                data.pipelines["test"],
-                config.data.tta,
-                build_loss(config.train, data.task, data.label_format),
-                build_metrics(config.train, data.task, data.label_format, data.series),
-            )
-        from .analysis import analyse
-
-        tested.analysis = analyse(model, data, "test", run_dir, config.data.tta)  # per-class report, confusion matrix, mistakes, forecast plots
+        scored = evaluate_split(model, data, "test", run_dir, config.data.tta, progress, placement.strategy)
+        tested.metrics, tested.single_view, tested.analysis = scored.metrics, scored.single_view, scored.analysis
     if data.series is not None:  # does the model beat the naive forecasts on the same test windows?
         from .data.timeseries import forecast_report
 
@@ -368,7 +366,7 @@ def _test(config: Config, run_dir: Path, data, model, placement) -> Tested:
 def summary_of(config: Config, run_dir: Path, data, model, fitted: Fitted, tested: Tested, model_facts: dict, placement, pruned: str | None = None) -> dict:
     """summary.json: how the run ended, its best epoch, test results, data, model and cost."""
     rows = fitted.rows
-    best_path = run_dir / "checkpoints" / "best.keras"
+    best_path = RunFolder(run_dir).checkpoint("best")
     best = best_epoch(rows, config.checkpoint.monitor, config.checkpoint.mode)
     summary = {
         "name": config.name,
@@ -404,14 +402,15 @@ def summary_of(config: Config, run_dir: Path, data, model, fitted: Fitted, teste
         },
     }
     if tested.analysis is not None:
-        summary["analysis_file"] = "eval/test.json"
+        summary["analysis_file"] = str(RunFolder(run_dir).eval_file("test").relative_to(run_dir))
     return summary
 
 
 def _write_results(run_dir: Path, summary: dict, fitted: Fitted, tested: Tested, data) -> None:
     """The curves, the test analysis (eval/test.json) and summary.json, in the run folder."""
-    report.plot_curves({run_dir.name: fitted.rows}, run_dir / "plots" / "curves.png", run_dir.name, {run_dir.name: summary["best"]["epoch"]})
+    run = RunFolder(run_dir)
+    plot_curves({run.name: fitted.rows}, run.curves, run.name, {run.name: summary["best"]["epoch"]})
     if tested.analysis is not None:
         test_file = {"run_dir": str(run_dir), "split": "test", "checkpoint": summary["test_checkpoint"], "examples": data.counts["test"]}
-        runs.write_json(run_dir / "eval" / "test.json", {**test_file, **({"class_names": data.class_names} if data.class_names else {}), "metrics": tested.metrics, **tested.analysis})
-    runs.write_json(run_dir / "summary.json", summary)
+        runs.write_json(run.eval_file("test"), {**test_file, **({"class_names": data.class_names} if data.class_names else {}), "metrics": tested.metrics, **tested.analysis})
+    runs.write_json(run.summary, summary)

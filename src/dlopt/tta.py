@@ -33,16 +33,17 @@ def wrap(model, views):
     return keras.Model(inputs, keras.layers.Average(dtype="float32", name="tta_average")(outputs), name=f"{model.name}_tta")
 
 
-def evaluate(model, dataset, views, loss, metrics) -> tuple[dict, dict | None]:
+def evaluate(model, dataset, views, loss, metrics, callbacks=()) -> tuple[dict, dict | None]:
     """(metrics with the views, single-view metrics) when views are set, else (single-view metrics, None).
-    `model` must be compiled; the views model is compiled with `loss` and `metrics`."""
-    single = _evaluate(model, dataset)
+    `model` must be compiled; the views model is compiled with `loss` and `metrics`. `callbacks`
+    watch each pass (progress)."""
+    single = _evaluate(model, dataset, callbacks)
     if not views:
         return single, None
     averaged = wrap(model, views)
     averaged.compile(loss=loss, metrics=metrics)
-    return _evaluate(averaged, dataset), single
+    return _evaluate(averaged, dataset, callbacks), single
 
 
-def _evaluate(model, dataset) -> dict:
-    return {key: float(value) for key, value in model.evaluate(dataset, verbose=0, return_dict=True).items()}
+def _evaluate(model, dataset, callbacks=()) -> dict:
+    return {key: float(value) for key, value in model.evaluate(dataset, verbose=0, return_dict=True, callbacks=list(callbacks)).items()}

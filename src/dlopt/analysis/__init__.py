@@ -14,14 +14,17 @@ from . import classification, plots, regression
 from .predictions import predict_split
 
 
-def analyse(model, data, split: str, run_dir: Path, views=()) -> dict:
-    """The split's analysis as a JSON-able dict; plots written into `run_dir/plots/`."""
+def analyse(model, data, split: str, run_dir: Path, views=(), progress=None) -> dict:
+    """The split's analysis as a JSON-able dict; plots written into `run_dir/plots/`. `progress`:
+    a callback shown the prediction pass."""
     from .. import tta
+    from ..runs import RunFolder
 
-    folder = run_dir / "plots"
-    found = predict_split(tta.wrap(model, list(views)), data.pipelines[split], data.label_format)
+    run = RunFolder(run_dir)
+    folder = run.plots
+    found = predict_split(tta.wrap(model, list(views)), data.pipelines[split], data.label_format, progress)
     if data.series is not None:
         return {"plots": [plots.save(plots.forecast(model, data.series, data.pipelines, split), folder / f"forecast_{split}.png").name]}
     if data.task == "regression":
         return regression.report(found, folder, split)
-    return classification.report(found, data.class_names or [str(i) for i in range(data.num_classes)], folder, split, run_dir / "eval")
+    return classification.report(found, data.class_names or [str(i) for i in range(data.num_classes)], folder, split, run.eval)

@@ -7,8 +7,8 @@ import base64
 import html
 from pathlib import Path
 
-from ..report import results_rows
-from ..runs import read_json_if_any
+from .tables import results_rows
+from ..runs import RunFolder, read_json_if_any
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
@@ -71,9 +71,10 @@ def _plots(folder: Path) -> str:
 
 def write_report(run_dir: Path, output: Path) -> Path:
     """The run's page at `output`, written under a temporary name and renamed into place."""
-    summary, record = read_json_if_any(run_dir / "summary.json"), read_json_if_any(run_dir / "run.json")
-    analysis = read_json_if_any(run_dir / "eval" / "test.json")
-    config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").exists() else ""
+    run = RunFolder(run_dir)
+    summary, record = read_json_if_any(run.summary), read_json_if_any(run.record)
+    analysis = read_json_if_any(run.eval_file("test"))
+    config = run.config.read_text() if run.config.exists() else ""
     status = record.get("status", summary.get("status", "unknown"))
     meta = [f"status: {status}"]
     if summary:
@@ -87,7 +88,7 @@ def write_report(run_dir: Path, output: Path) -> Path:
         ("<h2>Results</h2>" + _results(summary)) if summary else "<p>No summary.json: the run did not finish.</p>",
         _per_class(analysis),
         _forecast(summary),
-        _plots(run_dir / "plots"),
+        _plots(run.plots),
         f"<h2>Config</h2><pre>{html.escape(config)}</pre>",
     ]
     page = f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(run_dir.name)}</title><style>{STYLE}</style></head>\n<body>\n{"".join(body)}\n</body></html>\n'

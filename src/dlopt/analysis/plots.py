@@ -19,10 +19,21 @@ def _pyplot():
 
 
 def save(fig, path: Path) -> Path:
-    from ..report import save_figure
-
     save_figure(fig, path)
     return path
+
+
+def save_figure(fig, path: Path, tight: bool = True) -> None:
+    """A matplotlib figure as a PNG, written under a temporary name and renamed into place."""
+    import matplotlib.pyplot as plt
+
+    if tight and fig.get_layout_engine() is None:  # a figure laid out by its own engine keeps it
+        fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
 
 
 def confusion_matrix(matrix: np.ndarray, class_names: list[str], split: str):
@@ -62,7 +73,8 @@ def mistakes(found: list[dict], class_names: list[str], split: str):
     plt = _pyplot()
     columns = min(4, len(found))
     rows = int(np.ceil(len(found) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)
+    # constrained layout keeps each row's two-line titles clear of the images above them
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.9 * rows), squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, m in zip(axes.flat, found):

@@ -32,9 +32,14 @@ def _probabilities(outputs: np.ndarray) -> np.ndarray:
     return np.concatenate([1 - outputs, outputs], axis=1) if outputs.shape[1] == 1 else outputs
 
 
-def predict_split(model, dataset, label_format: str) -> Predictions:
+def predict_split(model, dataset, label_format: str, progress=None) -> Predictions:
+    """`progress`: a Keras callback told of each batch as a prediction pass (its on_predict_* hooks)."""
     truths, outputs, mistakes = [], [], []
-    for x, y in dataset:
+    if progress is not None:
+        progress.on_predict_begin()
+    for batch, (x, y) in enumerate(dataset):
+        if progress is not None:
+            progress.on_predict_batch_end(batch)
         out = np.asarray(model(x, training=False), dtype=np.float64)
         y = y.numpy()
         if label_format == "value":
@@ -53,4 +58,6 @@ def predict_split(model, dataset, label_format: str) -> Predictions:
         for i in wrong:
             mistakes.append({"input": inputs[i], "truth": int(truth[i]), "predicted": int(predicted[i]), "probability": float(probabilities[i, predicted[i]])})
         mistakes = sorted(mistakes, key=lambda m: -m["probability"])[:KEPT_MISTAKES]
+    if progress is not None:
+        progress.on_predict_end()
     return Predictions(np.concatenate(truths), np.concatenate(outputs), mistakes)

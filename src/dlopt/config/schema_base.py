@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -24,6 +24,14 @@ class Section(BaseModel):
     """Base of every section: unknown keys are errors, with a suggestion for misspelt ones."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # a section tagged by `type` names what it builds: "module:attribute", imported when built
+    builds: ClassVar[Optional[str]] = None
+
+    def builder(self):
+        """What this section builds (a model builder, a Keras optimizer class, a schedule maker)."""
+        from ..registry import load_attribute
+
+        return load_attribute(self.builds)
 
     @model_validator(mode="before")
     @classmethod

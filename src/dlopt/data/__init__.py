@@ -8,31 +8,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import tta
-from ..config.schema import FILE_SOURCES, UNORDERED_SOURCES, Config
+from ..config.schema import Config
 from ..errors import ConfigError, RunFailed
-from ..objectives import label_format
-from . import augment, bundled, idx, images, npz, tabular, text_files, tfds_source, timeseries
+from ..objectives import Objective
+from . import augment
 from .pipeline import batched, feature_statistics
-from .splits import shuffled_order, slice_bounds
+from .source import Split, source_for
 
 ROLES = ("train", "val", "test")
-
-
-@dataclass
-class Split:
-    """One role's examples before batching: in-memory arrays, or an unbatched tf.data dataset."""
-
-    count: int
-    arrays: tuple[np.ndarray, np.ndarray] | None = None
-    dataset: Any = None
-    labels: np.ndarray | None = None  # a dataset's labels, when known without reading it (image folders)
-    cached: bool = False  # the dataset is cached already (image folders: decoded once, before training)
 
 
 @dataclass
@@ -43,7 +31,7 @@ class Data:
     task: str  # classification | regression
     num_classes: int | None
     target_shape: tuple  # per-example regression target shape, () for a scalar
-    label_format: str  # sparse | onehot | binary | value
+    objective: Objective  # loss, metrics and the label format, resolved once for this data
     batch_size: int
     steps_per_epoch: int
     mean: np.ndarray | None = None  # training-split statistics after rescale, for standardize
@@ -56,6 +44,10 @@ class Data:
     table: Any = None  # tables: the TableSpec the model's input layers are built from
     epoch: Any = None  # a tf.Variable the fit loop sets to the epoch: the training order is drawn from it
     random_states: Any = None  # () -> the augmentation layers' random-number state variables
+
+    @property
+    def label_format(self) -> str:  # sparse | onehot | binary | value
+        return self.objective.label_format
 
     def overview(self) -> list[str]:
         """Examples per split, then for a few classes the examples per class (the run's first lines)."""
@@ -83,113 +75,7 @@ class Data:
 def preflight(config: Config) -> None:
     """Checks that would otherwise fail after the run folder exists (a missing path, an unknown or
     undownloadable TFDS dataset), so a run that cannot start leaves nothing behind."""
-    data = config.data
-    if data.source in FILE_SOURCES and not Path(data.path).exists():
-        raise ConfigError(f"data.path: no such file or folder: {data.path}")
-    if data.source == "csv":  # the columns the config names must be in the file's header
-        _check_csv_columns(data)
-    if data.source == "tfds":  # unknown names and offline downloads fail here, before any run exists
-        tfds_source.prepare(tfds_source.get_builder(data.name, data.data_dir), data.data_dir, data.manual_dir)
-
-
-def _check_csv_columns(data) -> None:
-    path = Path(data.path)
-    if data.timeseries is not None:
-        files = [path if path.is_file() else path / "series.csv"]
-    else:
-        files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
-    if not files or not files[0].exists():
-        raise ConfigError(f"data.path: no .csv files in {path}")
-    header = tabular.read_header(files[0])
-    if data.table is not None:
-        tabular.feature_columns(data.table, header, files[0])
-        return
-    if data.timeseries is not None:
-        settings = data.timeseries
-        named = [("time_column", [settings.time_column]), ("value_columns", settings.value_columns or []), ("target_columns", settings.target_columns or [])]
-        prefix = "data.timeseries"
-    else:
-        named = [("column", [data.text.column]), ("label_column", [data.text.label_column])]
-        prefix = "data.text"
-    for key, columns in named:
-        missing = [c for c in columns if c not in header]
-        if missing:
-            raise ConfigError(f"{prefix}.{key}: {files[0]} has no column '{missing[0]}' (has: {', '.join(header)})")
-
-
-def _reader(config: Config):
-    """The source's reader: `load_split(path, split)` -> (inputs, labels) arrays, `available_splits(path)`."""
-    data = config.data
-    if data.source == "csv":
-        return tabular.CsvTable(data.table) if data.table is not None else text_files.CsvText(config)
-    if data.source == "sklearn":
-        return bundled.Bundled(data.name)
-    return {"idx": idx, "npz": npz, "text_folder": text_files.TextFolder(), "image_folder": images}[data.source]
-
-
-def _shuffles(data) -> bool:
-    return data.source in UNORDERED_SOURCES if data.split_shuffle == "auto" else data.split_shuffle
-
-
-def _array_splits(config: Config, roles, module) -> tuple[dict[str, Split], dict[str, str]]:
-    data = config.data
-    path = Path(data.path) if data.path else None
-    cache: dict[str, tuple] = {}
-
-    def read(split: str) -> tuple[np.ndarray, np.ndarray]:
-        base = split.split("[")[0].strip()
-        if base not in cache:
-            x, y = module.load_split(path, base)
-            if _shuffles(data):  # file order is often class order: slices and carves must not follow it
-                stratify = data.task != "regression" and y.dtype.kind in "iubOUS"
-                order = shuffled_order(y, config.seed, stratify)
-                x, y = x[order], y[order]
-            cache[base] = (x, y)
-        x, y = cache[base]
-        _, start, stop = slice_bounds(split, len(x))
-        return x[start:stop], y[start:stop]
-
-    names = {"train": data.splits.train, "val": data.splits.val, "test": data.splits.test}
-    arrays = {}
-    if names["val"] is None:
-        present = module.available_splits(path)
-        names["val"] = next((s for s in ("validation", "val") if s in present), None)
-        if names["val"] is None:  # carve the end of the training split off for validation
-            x, y = read(names["train"])
-            carve = max(1, round(len(x) * data.val_fraction))
-            arrays["train"], arrays["val"] = (x[:-carve], y[:-carve]), (x[-carve:], y[-carve:])
-            names["val"] = f"last {carve} of {names['train']}"
-    splits = {}
-    for role in roles:
-        if names[role] is None:
-            continue
-        x, y = arrays[role] if role in arrays else read(names[role])
-        if len(x) == 0:
-            raise ConfigError(f"data.splits.{role}: split '{names[role]}' is empty")
-        splits[role] = Split(count=len(x), arrays=(x, y))
-    return splits, names
-
-
-def _tfds_splits(config: Config, roles) -> tuple[dict[str, Split], dict[str, str], Any]:
-    data = config.data
-    builder = tfds_source.get_builder(data.name, data.data_dir)
-    tfds_source.prepare(builder, data.data_dir, data.manual_dir)
-    present = tfds_source.split_names(builder)
-    names = {"train": data.splits.train, "val": data.splits.val, "test": data.splits.test}
-    if names["val"] is None:
-        names["val"] = next((s for s in ("validation", "val") if s in present), None)
-    splits = {}
-    if names["val"] is None:  # carve the end of the training split off for validation
-        dataset, count = tfds_source.load(builder, names["train"])
-        carve = max(1, round(count * data.val_fraction))
-        splits["train"] = Split(count=count - carve, dataset=dataset.take(count - carve))
-        splits["val"] = Split(count=carve, dataset=dataset.skip(count - carve))
-        names["val"] = f"last {carve} of {names['train']}"
-    for role in roles:
-        if names[role] is not None and role not in splits:
-            dataset, count = tfds_source.load(builder, names[role])
-            splits[role] = Split(count=count, dataset=dataset)
-    return splits, names, builder
+    source_for(config).preflight()
 
 
 def _labels_of(split: Split) -> np.ndarray:
@@ -228,22 +114,6 @@ def _is_text(split: Split) -> bool:
     import tensorflow as tf
 
     return split.dataset.element_spec[0].dtype == tf.string
-
-
-def _class_names_to_ids(splits: dict[str, Split]) -> list[str] | None:
-    """Labels given as class names (text_folder, csv) become ids, numbered from the training split."""
-    train = splits["train"]
-    if train.arrays is None or train.arrays[1].dtype.kind not in "OUS":
-        return None
-    names = sorted({str(label) for label in train.arrays[1]})
-    ids = {name: i for i, name in enumerate(names)}
-    for role, split in splits.items():
-        labels = [str(label) for label in split.arrays[1]]
-        unknown = sorted(set(labels) - set(ids))
-        if unknown:
-            raise RunFailed(f"data: the {role} split has label '{unknown[0]}', which the training split never uses (its classes: {', '.join(names)})")
-        split.arrays = (split.arrays[0], np.array([ids[label] for label in labels], dtype=np.int64))
-    return names
 
 
 def _adapted_vectorizer(text, train: Split):
@@ -288,43 +158,6 @@ def _common_tokens(vectorizer, batches, min_count: int) -> list[str]:
     return kept
 
 
-def _decode_images(config: Config, splits: dict[str, Split], roles) -> None:
-    """Image folders: the listed files of each role decoded, resized and cached (see images.decoded_split)."""
-    from ..report import stderr
-
-    data = config.data
-    bad = images.BadFiles([])
-    for role in roles:
-        if role in splits:
-            paths, labels = splits[role].arrays
-            pixels, kept, dataset = images.decoded_split(
-                paths, labels, data.image, cache=data.cache, cache_name=role, skip_bad_files=data.skip_bad_files, bad=bad, parallel_calls=data.parallel_calls
-            )
-            if pixels is not None:  # decoded into memory (`cache: true`)
-                splits[role] = Split(count=len(kept), arrays=(pixels, kept))
-            else:
-                splits[role] = Split(count=len(kept), dataset=dataset, labels=kept, cached=isinstance(data.cache, str))
-    if bad.warning():
-        stderr.print(bad.warning(), soft_wrap=True)
-
-
-def _tabulate(config: Config, splits: dict[str, Split], reader) -> tabular.TableSpec:
-    """Tables: column kinds and statistics from the training cells; every split's cells -> model inputs."""
-    data = config.data
-    if _preprocessing_set(data):
-        raise ConfigError("data.preprocess: not for tables; the model standardises numeric columns itself (training statistics)")
-    if data.augment:
-        raise ConfigError(f"data.augment[0].type: {data.augment[0].type} does not apply to table rows")
-    if reader.dropped:
-        from ..report import stderr
-
-        stderr.print(f"warning: data.table.label_column: skipped {reader.dropped} rows whose label is missing", soft_wrap=True)
-    spec = tabular.TableSpec.fit(splits["train"].arrays[0], reader.features, data.table)
-    for split in splits.values():
-        split.arrays = (spec.arrays(split.arrays[0], data.table), split.arrays[1])
-    return spec
-
-
 def _named_classes(data, found: list[str] | None, task: str, num_classes: int | None) -> list[str] | None:
     """`data.class_names` if set (checked against the classes), else the names the source gave."""
     if data.class_names is None or task != "classification":
@@ -350,76 +183,52 @@ def _class_counts(splits: dict[str, Split], roles, num_classes: int, class_names
     return counts
 
 
-def build(config: Config, roles=ROLES, with_statistics: bool = True, for_training: bool = True) -> Data:
-    """Read the data for `roles` and return batched pipelines; statistics come from train only.
+@dataclass
+class Inputs:
+    """What the model's input side needs: the shape, and for text the adapted vectorizer, for
+    images and sequences the augmentation of training batches."""
 
-    `for_training=False` (evaluation): no role is shuffled or augmented, the train split included."""
+    shape: tuple
+    is_text: bool = False
+    vectorizer: Any = None
+    augment_batch: Any = None
+
+
+def _inputs(config: Config, read, train: Split, roles, task: str, with_statistics: bool, for_training: bool) -> Inputs:
+    """The input shape, checked against preprocessing, augmentation and TTA; text's vocabulary."""
     data = config.data
-    metadata_classes = None
-    wanted = tuple(dict.fromkeys(("train",) + tuple(roles)))  # train decides task and statistics
-    series = table = reader = None
-    source_class_names = None
-    if data.source == "tfds":
-        splits, names, builder = _tfds_splits(config, wanted)
-        metadata_classes = tfds_source.num_classes(builder)
-        source_class_names = tfds_source.class_names(builder)
-    elif data.timeseries is not None:
-        if _preprocessing_set(data):
-            raise ConfigError("data.preprocess: not for time series; data.timeseries.scale scales them (on the training part only)")
-        arrays, series = timeseries.load(Path(data.path), data.timeseries)
-        splits = {role: Split(count=len(arrays[role][0]), arrays=arrays[role]) for role in wanted}
-        names = {role: f"{role} part: {series.lengths[role]} time steps, {len(arrays[role][0])} windows" for role in wanted}
-    else:
-        reader = _reader(config)
-        splits, names = _array_splits(config, wanted, reader)
-    class_names = _class_names_to_ids(splits)
-    if isinstance(reader, bundled.Bundled):
-        source_class_names = reader.class_names()
-    if data.source == "image_folder":
-        _decode_images(config, splits, roles)
-    if data.table is not None:
-        table = _tabulate(config, splits, reader)
-    train = splits["train"]
-    task, num_classes, target_shape = _task_and_classes(config, train, metadata_classes)
-    fmt = label_format(config.train, task, num_classes, mixed_labels=augment.mixes_labels(data.augment))
-    class_names = _named_classes(data, class_names or source_class_names, task, num_classes)
-    class_counts = _class_counts(splits, roles, num_classes, class_names) if task == "classification" else None
-    probe = next(splits[role] for role in roles if role in splits) if data.source == "image_folder" else train
-
-    text = _is_text(probe)
-    vectorizer = augment_batch = None
-    if table is not None:
-        input_shape = (len(table.columns),)
-    elif text:
+    if read.table is not None:
+        return Inputs((len(read.table.columns),))
+    probe = next(read.splits[role] for role in roles if role in read.splits) if data.source == "image_folder" else train
+    if _is_text(probe):
         if _preprocessing_set(data):
             raise ConfigError("data.preprocess: rescale and standardize apply to numbers; these inputs are text (see data.text)")
         if data.augment:
             raise ConfigError(f"data.augment[0].type: {data.augment[0].type} needs numeric inputs; these inputs are text")
-        input_shape = (data.text.sequence_length,)
-        tta.check(data.tta, input_shape, task)
-        if with_statistics:
-            vectorizer = _adapted_vectorizer(data.text, train)
+        shape = (data.text.sequence_length,)
+        tta.check(data.tta, shape, task)
+        return Inputs(shape, is_text=True, vectorizer=_adapted_vectorizer(data.text, train) if with_statistics else None)
+    if probe.arrays is not None:
+        shape, raw_dtype = tuple(probe.arrays[0].shape[1:]), probe.arrays[0].dtype
     else:
-        if probe.arrays is not None:
-            input_shape, raw_dtype = tuple(probe.arrays[0].shape[1:]), probe.arrays[0].dtype
-        else:
-            spec = probe.dataset.element_spec[0]
-            input_shape, raw_dtype = tuple(spec.shape), np.dtype(spec.dtype.as_numpy_dtype)
-            if None in input_shape:
-                raise RunFailed(f"data: inputs of varying shape {input_shape} are not supported for this model; resize them first")
-        augment.check(data.augment, input_shape, np.issubdtype(raw_dtype, np.integer), task)
-        tta.check(data.tta, input_shape, task)
-        if data.augment and "train" in roles and for_training:
-            value_range = (0.0, 255.0) if raw_dtype == np.uint8 else (0.0, 1.0)
-            augment_batch = augment.augmenter(data.augment, input_shape, value_range, config.seed)
+        spec = probe.dataset.element_spec[0]
+        shape, raw_dtype = tuple(spec.shape), np.dtype(spec.dtype.as_numpy_dtype)
+        if None in shape:
+            raise RunFailed(f"data: inputs of varying shape {shape} are not supported for this model; resize them first")
+    augment.check(data.augment, shape, np.issubdtype(raw_dtype, np.integer), task)
+    tta.check(data.tta, shape, task)
+    augment_batch = None
+    if data.augment and "train" in roles and for_training:
+        value_range = (0.0, 255.0) if raw_dtype == np.uint8 else (0.0, 1.0)
+        augment_batch = augment.augmenter(data.augment, shape, value_range, config.seed)
+    return Inputs(shape, augment_batch=augment_batch)
 
-    mean = variance = None
-    if with_statistics and data.preprocess.standardize != "none" and not text:
-        mean, variance = feature_statistics(train, data.preprocess.rescale or 1.0, per_channel=data.preprocess.standardize == "per_channel")
 
-    batch_size = train.count if data.batch_size == "full" else data.batch_size
+def _pipelines(config: Config, splits: dict[str, Split], roles, batch_size: int, objective: Objective, num_classes, augment_batch, for_training: bool):
+    """Each role's batched tf.data pipeline, and the epoch variable the training order is drawn from."""
     import tensorflow as tf
 
+    data = config.data
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     pipelines = {}
     for role in roles:
@@ -428,7 +237,7 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
                 splits[role],
                 batch_size=batch_size if role == "train" else min(batch_size, 1024),
                 training=role == "train" and for_training,
-                label_format=fmt,
+                label_format=objective.label_format,
                 num_classes=num_classes,
                 shuffle_buffer=data.shuffle_buffer,
                 cache=data.cache,
@@ -440,24 +249,45 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
                 cache_name=role,
                 epoch=epoch,
             )
+    return pipelines, epoch
+
+
+def build(config: Config, roles=ROLES, with_statistics: bool = True, for_training: bool = True) -> Data:
+    """Read the data for `roles` and return batched pipelines; statistics come from train only.
+
+    `for_training=False` (evaluation): no role is shuffled or augmented, the train split included."""
+    data = config.data
+    wanted = tuple(dict.fromkeys(("train",) + tuple(roles)))  # train decides task and statistics
+    read = source_for(config).read(wanted, tuple(roles))
+    splits, train = read.splits, read.splits["train"]
+    task, num_classes, target_shape = _task_and_classes(config, train, read.metadata_classes)
+    series_scale = read.series.target_scaling.scale.tolist() if read.series is not None else None
+    objective = Objective.resolve(config.train, task, num_classes, mixed_labels=augment.mixes_labels(data.augment), series_scale=series_scale)
+    class_names = _named_classes(data, read.class_names, task, num_classes)
+    inputs = _inputs(config, read, train, roles, task, with_statistics, for_training)
+    mean = variance = None
+    if with_statistics and data.preprocess.standardize != "none" and not inputs.is_text:
+        mean, variance = feature_statistics(train, data.preprocess.rescale or 1.0, per_channel=data.preprocess.standardize == "per_channel")
+    batch_size = train.count if data.batch_size == "full" else data.batch_size
+    pipelines, epoch = _pipelines(config, splits, roles, batch_size, objective, num_classes, inputs.augment_batch, for_training)
     return Data(
         pipelines=pipelines,
         counts={role: splits[role].count for role in roles if role in splits},
-        input_shape=input_shape,
+        input_shape=inputs.shape,
         task=task,
         num_classes=num_classes,
         target_shape=target_shape,
-        label_format=fmt,
+        objective=objective,
         batch_size=batch_size,
         steps_per_epoch=math.ceil(train.count / batch_size),
         mean=mean,
         variance=variance,
-        split_names={role: names[role] for role in roles if names.get(role)},
+        split_names={role: read.names[role] for role in roles if read.names.get(role)},
         class_names=class_names,
-        class_counts=class_counts,
-        vectorizer=vectorizer,
-        series=series,
+        class_counts=_class_counts(splits, roles, num_classes, class_names) if task == "classification" else None,
+        vectorizer=inputs.vectorizer,
+        series=read.series,
         epoch=epoch,
-        random_states=getattr(augment_batch, "random_states", None),
-        table=table,
+        random_states=getattr(inputs.augment_batch, "random_states", None),
+        table=read.table,
     )

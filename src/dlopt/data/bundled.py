@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
+from .source import ArraySource
 
 LOADERS = {"digits": "load_digits", "iris": "load_iris", "wine": "load_wine", "breast_cancer": "load_breast_cancer", "diabetes": "load_diabetes"}
 
@@ -40,3 +41,17 @@ class Bundled:
         from sklearn import datasets
 
         return [str(name) for name in getattr(datasets, LOADERS[self.name])().target_names]
+
+
+class BundledSource(ArraySource):
+    """`sklearn`: a data set bundled with scikit-learn, by `data.name`."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.bundled = Bundled(config.data.name)
+
+    def load_split(self, path, split):
+        return self.bundled.load_split(path, split)
+
+    def source_class_names(self):
+        return self.bundled.class_names()

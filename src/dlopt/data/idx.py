@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RunFailed
+from .source import ArraySource
 
 # IDX type codes -> big-endian numpy dtypes
 _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -61,3 +62,13 @@ def load_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     if images.ndim == 3:  # grayscale HxW -> HxWx1, what conv layers expect
         images = images[..., None]
     return images, labels
+
+
+class IdxSource(ArraySource):
+    """`idx`: MNIST-format IDX files in `data.path`."""
+
+    def load_split(self, path, split):
+        return load_split(path, split)
+
+    def available_splits(self, path):
+        return available_splits(path)

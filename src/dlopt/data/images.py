@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RunFailed
+from ..console import say
+from .source import ArraySource, Split, SplitsRead
 
 CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
 SPLIT_FOLDERS = ("train", "test", "val", "validation")
@@ -142,3 +144,32 @@ def read_image_file(path: Path, settings) -> np.ndarray:
     import tensorflow as tf
 
     return decode(tf.io.read_file(str(path)), settings).numpy()
+
+
+class ImageFolderSource(ArraySource):
+    """`image_folder`: `[<split>/]<class>/*.png|jpg|bmp|gif`, each listed split's files decoded,
+    resized and cached once (see decoded_split)."""
+
+    def load_split(self, path, split):
+        return load_split(path, split)
+
+    def available_splits(self, path):
+        return available_splits(path)
+
+    def read(self, wanted, roles) -> SplitsRead:
+        read = super().read(wanted, roles)
+        data = self.data
+        bad = BadFiles([])
+        for role in roles:
+            if role in read.splits:
+                paths, labels = read.splits[role].arrays
+                pixels, kept, dataset = decoded_split(
+                    paths, labels, data.image, cache=data.cache, cache_name=role, skip_bad_files=data.skip_bad_files, bad=bad, parallel_calls=data.parallel_calls
+                )
+                if pixels is not None:  # decoded into memory (`cache: true`)
+                    read.splits[role] = Split(count=len(kept), arrays=(pixels, kept))
+                else:
+                    read.splits[role] = Split(count=len(kept), dataset=dataset, labels=kept, cached=isinstance(data.cache, str))
+        if bad.warning():
+            say(bad.warning())
+        return read

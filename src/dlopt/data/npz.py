@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RunFailed
+from .source import ArraySource
 
 
 def available_splits(path: Path) -> set[str]:
@@ -35,3 +36,13 @@ def load_split(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     if len(x) != len(y):
         raise RunFailed(f"data.path: split '{split}' has {len(x)} inputs but {len(y)} targets")
     return x, y
+
+
+class NpzSource(ArraySource):
+    """`npz`: one .npz file with x_<split>/y_<split>, or a folder of <split>.npz files with x/y."""
+
+    def load_split(self, path, split):
+        return load_split(path, split)
+
+    def available_splits(self, path):
+        return available_splits(path)

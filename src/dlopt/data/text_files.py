@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RunFailed
+from .source import ArraySource
 
 
 class TextFolder:
@@ -62,3 +63,13 @@ class CsvText:
             return texts, np.array([int(label) for label in labels], dtype=np.int64)
         except ValueError:
             return texts, np.array(labels)
+
+
+class TextFolderSource(ArraySource):
+    """`text_folder`: `<split>/<class>/*.txt`."""
+
+    def load_split(self, path, split):
+        return TextFolder().load_split(path, split)
+
+    def available_splits(self, path):
+        return TextFolder().available_splits(path)

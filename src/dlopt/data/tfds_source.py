@@ -6,6 +6,7 @@ import socket
 
 from ..errors import ConfigError, RunFailed
 from ..registry import did_you_mean
+from .source import Split, SplitsRead
 
 # Where most TFDS datasets download from; if its name does not even resolve, we are offline.
 _PROBE_HOST = "storage.googleapis.com"
@@ -94,3 +95,36 @@ def class_names(builder) -> list[str] | None:
     _, label_key = builder.info.supervised_keys[:2]
     feature = builder.info.features[label_key] if isinstance(label_key, str) else None
     return list(feature.names) if isinstance(feature, tfds.features.ClassLabel) else None
+
+
+class TfdsSource:
+    """`tfds`: a TensorFlow Datasets name; its splits read as tf.data datasets, its class names
+    and count from its metadata."""
+
+    def __init__(self, config):
+        self.config = config
+        self.data = config.data
+
+    def preflight(self) -> None:  # unknown names and offline downloads fail here, before any run exists
+        prepare(get_builder(self.data.name, self.data.data_dir), self.data.data_dir, self.data.manual_dir)
+
+    def read(self, wanted, roles) -> SplitsRead:
+        data = self.data
+        builder = get_builder(data.name, data.data_dir)
+        prepare(builder, data.data_dir, data.manual_dir)
+        present = split_names(builder)
+        names = {"train": data.splits.train, "val": data.splits.val, "test": data.splits.test}
+        if names["val"] is None:
+            names["val"] = next((s for s in ("validation", "val") if s in present), None)
+        splits = {}
+        if names["val"] is None:  # carve the end of the training split off for validation
+            dataset, count = load(builder, names["train"])
+            carve = max(1, round(count * data.val_fraction))
+            splits["train"] = Split(count=count - carve, dataset=dataset.take(count - carve))
+            splits["val"] = Split(count=carve, dataset=dataset.skip(count - carve))
+            names["val"] = f"last {carve} of {names['train']}"
+        for role in wanted:
+            if names[role] is not None and role not in splits:
+                dataset, count = load(builder, names[role])
+                splits[role] = Split(count=count, dataset=dataset)
+        return SplitsRead(splits, names, class_names(builder), metadata_classes=num_classes(builder))

@@ -10,7 +10,7 @@ import keras
 
 from ..errors import ConfigError
 from ..registry import did_you_mean
-from . import dense_stack, kernel_regularizer, output_head, register
+from .parts import dense_stack, kernel_regularizer, output_head
 
 
 def application(name: str):
@@ -68,7 +68,6 @@ def _load_backbone(constructor, model_config, shape):
             keras.utils.enable_interactive_logging()
 
 
-@register("backbone")
 def build_backbone(model_config, input_spec, output_spec):
     constructor = application(model_config.name)
     shape = tuple(input_spec.shape)

@@ -7,10 +7,9 @@ run on the pooled map (a quarter of the pixels for 2x2 pooling).
 from __future__ import annotations
 
 from ..errors import ConfigError
-from . import dense_stack, kernel_regularizer, output_head, register
+from .parts import dense_stack, kernel_regularizer, output_head
 
 
-@register("cnn")
 def build_cnn(model_config, input_spec, output_spec):
     import keras
 

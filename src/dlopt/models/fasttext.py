@@ -8,10 +8,9 @@ With `wide`, a linear model of the tokens adds its logits to the head's.
 
 from __future__ import annotations
 
-from . import dense_stack, drop_tokens, kernel_regularizer, output_head, register, text_inputs
+from .parts import dense_stack, drop_tokens, kernel_regularizer, output_head, text_inputs
 
 
-@register("fasttext")
 def build_fasttext(model_config, input_spec, output_spec):
     import keras
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..registry import did_you_mean
+from ..runs import RunFolder
 
 
 def leaf_layers(model) -> list:
@@ -58,9 +59,9 @@ def pretrained_path(source: str) -> Path:
     if not path.exists():
         raise ConfigError(f"model.init_from: no such file or folder: {source}")
     if path.is_dir():
-        for name in ("best.keras", "last.keras"):
-            if (path / "checkpoints" / name).exists():
-                return path / "checkpoints" / name
+        for which in ("best", "last"):
+            if RunFolder(path).checkpoint(which).exists():
+                return RunFolder(path).checkpoint(which)
         raise ConfigError(f"model.init_from: {source} has no checkpoints/best.keras or last.keras (not a finished dlopt run?)")
     if path.suffix != ".keras":
         raise ConfigError(f"model.init_from: expected a run folder or a .keras file, got {source}")

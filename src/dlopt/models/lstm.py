@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from . import dense_stack, kernel_regularizer, output_head, register, sequence_inputs
+from .parts import dense_stack, kernel_regularizer, output_head, sequence_inputs
 
 
-@register("lstm")
 def build_lstm(model_config, input_spec, output_spec):
     import keras
 

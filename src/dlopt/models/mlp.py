@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from . import dense_stack, kernel_regularizer, output_head, register
+from .parts import dense_stack, kernel_regularizer, output_head
 
 
-@register("mlp")
 def build_mlp(model_config, input_spec, output_spec):
     import keras
 

@@ -7,10 +7,9 @@ filter learns a phrase pattern of its width and fires wherever in the text it oc
 
 from __future__ import annotations
 
-from . import dense_stack, kernel_regularizer, output_head, register, text_inputs
+from .parts import dense_stack, kernel_regularizer, output_head, text_inputs
 
 
-@register("textcnn")
 def build_textcnn(model_config, input_spec, output_spec):
     import keras
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import keras
 
-from . import dense_stack, kernel_regularizer, output_head, register, sequence_inputs
+from .parts import dense_stack, kernel_regularizer, output_head, sequence_inputs
 
 
 @keras.saving.register_keras_serializable(package="dlopt")
@@ -54,7 +54,6 @@ class FirstPosition(keras.layers.Layer):
         return (input_shape[0], input_shape[2])
 
 
-@register("transformer")
 def build_transformer(model_config, input_spec, output_spec):
     layers = keras.layers
     c = model_config

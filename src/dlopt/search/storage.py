@@ -8,11 +8,7 @@ import re
 import time
 from pathlib import Path
 
-from ..errors import ConfigError, DloptError
-
-
-class StorageError(DloptError):
-    """The study's storage cannot be reached (a server down, a driver missing): exit 1."""
+from ..errors import ConfigError, StorageError
 
 
 def default_url(study_dir: Path) -> str:

@@ -12,12 +12,12 @@ import time
 import warnings
 from pathlib import Path
 
-from .. import report, runs
+from .. import console, runs
 from ..config import dump_config
 from ..errors import ConfigError, RunFailed
 from .spec import Choices, IntRange, Search, choice_label
 from .storage import default_url, open_storage, shown
-from .trial import TrialRun, describe, sample, values_of
+from .trial import TrialRun, describe, sample, shown_value, values_of
 
 
 def tune(search: Search, runs_dir: Path, command: list[str], study_name: str | None = None, storage_url: str | None = None, progress: str = "lines") -> dict:
@@ -40,7 +40,7 @@ def tune(search: Search, runs_dir: Path, command: list[str], study_name: str | N
 
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     remaining = search.spec.trials - len(study.get_trials(deepcopy=False, states=states))
-    report.stderr.print(f"study {name} ({shown(url)}): {len(study.trials)} trials so far; {search.direction()} {search.metric()}", soft_wrap=True)
+    console.say(f"study {name} ({shown(url)}): {len(study.trials)} trials so far; {search.direction()} {search.metric()}")
 
     def objective(trial) -> float:
         try:
@@ -61,7 +61,7 @@ def tune(search: Search, runs_dir: Path, command: list[str], study_name: str | N
             with _optuna_warnings_as_lines():
                 study.optimize(objective, n_trials=remaining, timeout=search.spec.timeout, catch=(RunFailed,), callbacks=callbacks)
         else:
-            report.stderr.print(f"the study already has {search.spec.trials} finished trials; raise search.trials (or --trials) to run more", soft_wrap=True)
+            console.say(f"the study already has {search.spec.trials} finished trials; raise search.trials (or --trials) to run more")
     finally:
         signal.signal(signal.SIGTERM, previous)
     _write_best(study, search, study_dir)
@@ -85,7 +85,7 @@ def _run_trial(trial, search: Search, study_name: str, url: str, study_dir: Path
     retry_of = trial.user_attrs.get("trial")
     resume = _resumable(trial.user_attrs.get("run_dir")) if retry_of is not None else None
     again = "" if retry_of is None else f" (trial {retry_of} again{f', resuming {resume}' if resume else ''})"
-    report.stderr.print(f"trial {trial.number}: {describe(values)}{again}", soft_wrap=True)
+    console.say(f"trial {trial.number}: {describe(values)}{again}")
     keras.backend.clear_session(free_memory=False)  # Keras forgets the previous trial; Python frees it when it collects (gc.collect here costs 0.3-1 s)
     run = TrialRun(trial, study_name, shown(url), search, values, retry_of)
     summary = train(config, study_dir, command, progress, resume=resume, trial=run)
@@ -180,7 +180,7 @@ def _report_trial(frozen, search: Search) -> None:
         result = f"pruned after epoch {last}"
     else:
         result = frozen.user_attrs.get("error", state)
-    report.stderr.print(f"trial {frozen.number} {state} in {seconds:.0f}s: {result} ({values})", soft_wrap=True)
+    console.say(f"trial {frozen.number} {state} in {seconds:.0f}s: {result} ({values})")
 
 
 def _best_trial(study):
@@ -195,11 +195,15 @@ def _write_best(study, search: Search, study_dir: Path) -> None:
     best = _best_trial(study)
     if best is None:
         return
-    config = search.config_with(values_of(best.params, search), f"best trial {best.number}")
+    values = values_of(best.params, search)
+    config = search.config_with(values, f"best trial {best.number}")
+    # its own name: its runs are `<name>-best-<time>`, told apart from the base config's runs
+    config = config.model_copy(update={"name": f"{search.base.name}-best"})
     header = (
         f"# The best trial of study {study.study_name} so far: trial {best.number}, {search.metric()} {best.value:.6g}\n"
-        f"# ({describe(values_of(best.params, search))}); its run: {best.user_attrs.get('run_dir', '?')}\n"
-        f"# dlopt train {study_dir / 'best.yaml'}\n"
+        f"# its run: {best.user_attrs.get('run_dir', '?')}\n"
+        + "".join(f"# {key}: {shown_value(value)}\n" for key, value in values.items())
+        + f"# dlopt train {study_dir / 'best.yaml'}\n"
     )
     runs.write_text_atomic(study_dir / "best.yaml", header + dump_config(config))
 
@@ -237,7 +241,7 @@ def write_plots(study, study_dir: Path) -> list[str]:
             tmp.replace(target)
             written.append(str(target))
         except (ValueError, RuntimeError) as exc:  # e.g. importances of values that never varied
-            report.stderr.print(f"note: plot {plot_name} not drawn: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", soft_wrap=True)
+            console.say(f"note: plot {plot_name} not drawn: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
         finally:
             plt.close("all")
     return written

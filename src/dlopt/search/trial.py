@@ -79,17 +79,20 @@ class TrialRun:
 
     def value(self, summary: dict) -> float:
         """The trial's result: the metric at its best epoch."""
-        from ..report import read_metrics
+        from ..runs import RunFolder, read_metrics
         from ..train import best_epoch
 
-        rows = read_metrics(Path(summary["run_dir"]) / "metrics.csv")
+        rows = read_metrics(RunFolder(summary["run_dir"]).metrics)
         return best_epoch(rows, self.metric, "max" if self.direction == "maximize" else "min")["value"]
 
 
 def describe(values: dict) -> str:
-    """`learning_rate=0.0031, dropout=0.21, blocks=[...]`: the last part of each key, short numbers."""
-    parts = []
-    for key, value in values.items():
-        shown = f"{value:.4g}" if isinstance(value, float) else json.dumps(value) if isinstance(value, (list, dict)) else str(value)
-        parts.append(f"{key.rsplit('.', 1)[-1]}={shown if len(shown) <= 40 else shown[:37] + '...'}")
-    return ", ".join(parts)
+    """`learning_rate=0.0031, dropout=0.21, blocks=[{"filters":32}]`: the last part of each key,
+    short numbers, lists and mappings whole as compact JSON (never cut: it is what to train)."""
+    return ", ".join(f"{key.rsplit('.', 1)[-1]}={shown_value(value)}" for key, value in values.items())
+
+
+def shown_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict)) else str(value)

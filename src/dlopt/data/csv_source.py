@@ -1,0 +1,84 @@
+"""`csv`: one CSV file (slice it into splits) or a folder of `<split>.csv` files, read as a table
+(`data.table`: feature columns and a label column), a time series (`data.timeseries`), or else a
+text column and a label column (`data.text`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..console import warn
+from ..errors import ConfigError
+from . import tabular, text_files, timeseries
+from .source import ArraySource, Split, SplitsRead, class_names_to_ids
+
+
+class CsvSource(ArraySource):
+    def __init__(self, config):
+        super().__init__(config)
+        if self.data.table is not None:
+            self.reader = tabular.CsvTable(self.data.table)
+        else:
+            self.reader = text_files.CsvText(config)
+
+    def load_split(self, path, split):
+        return self.reader.load_split(path, split)
+
+    def available_splits(self, path):
+        return self.reader.available_splits(path)
+
+    def preflight(self) -> None:
+        super().preflight()
+        self._check_columns()  # the columns the config names must be in the file's header
+
+    def read(self, wanted, roles) -> SplitsRead:
+        data = self.data
+        if data.timeseries is not None:
+            if data.preprocess.rescale is not None or data.preprocess.standardize != "none":
+                raise ConfigError("data.preprocess: not for time series; data.timeseries.scale scales them (on the training part only)")
+            arrays, series = timeseries.load(self.path, data.timeseries)
+            splits = {role: Split(count=len(arrays[role][0]), arrays=arrays[role]) for role in wanted}
+            names = {role: f"{role} part: {series.lengths[role]} time steps, {len(arrays[role][0])} windows" for role in wanted}
+            return SplitsRead(splits, names, series=series)
+        splits, names = self._array_splits(wanted)
+        read = SplitsRead(splits, names, class_names_to_ids(splits))
+        if data.table is not None:
+            read.table = self._tabulate(splits)
+        return read
+
+    def _tabulate(self, splits: dict[str, Split]) -> tabular.TableSpec:
+        """Column kinds and statistics from the training cells; every split's cells -> model inputs."""
+        data = self.data
+        if data.preprocess.rescale is not None or data.preprocess.standardize != "none":
+            raise ConfigError("data.preprocess: not for tables; the model standardises numeric columns itself (training statistics)")
+        if data.augment:
+            raise ConfigError(f"data.augment[0].type: {data.augment[0].type} does not apply to table rows")
+        if self.reader.dropped:
+            warn(f"data.table.label_column: skipped {self.reader.dropped} rows whose label is missing")
+        spec = tabular.TableSpec.fit(splits["train"].arrays[0], self.reader.features, data.table)
+        for split in splits.values():
+            split.arrays = (spec.arrays(split.arrays[0], data.table), split.arrays[1])
+        return spec
+
+    def _check_columns(self) -> None:
+        data, path = self.data, Path(self.data.path)
+        if data.timeseries is not None:
+            files = [path if path.is_file() else path / "series.csv"]
+        else:
+            files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+        if not files or not files[0].exists():
+            raise ConfigError(f"data.path: no .csv files in {path}")
+        header = tabular.read_header(files[0])
+        if data.table is not None:
+            tabular.feature_columns(data.table, header, files[0])
+            return
+        if data.timeseries is not None:
+            settings = data.timeseries
+            named = [("time_column", [settings.time_column]), ("value_columns", settings.value_columns or []), ("target_columns", settings.target_columns or [])]
+            prefix = "data.timeseries"
+        else:
+            named = [("column", [data.text.column]), ("label_column", [data.text.label_column])]
+            prefix = "data.text"
+        for key, columns in named:
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise ConfigError(f"{prefix}.{key}: {files[0]} has no column '{missing[0]}' (has: {', '.join(header)})")
