@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -140,6 +141,24 @@ def test_a_damaged_resume_state_falls_back_to_the_last_checkpoint(tmp_path):
     assert [p.name for p in run.rglob(".*")] == []  # the stale temporary file is gone
 
 
+@pytest.mark.parametrize("damaged", ["empty epoch record", "random counters"])
+def test_every_file_of_the_resume_state_is_checked_and_a_damaged_one_falls_back_with_a_warning(tmp_path, damaged):
+    run = killed_after_two_epochs(tmp_path)
+    if damaged == "empty epoch record":  # was: a raw JSONDecodeError, the run failed, and every later --resume too
+        (run / "backup" / "training_metadata.json").write_text("")
+        expected = f"warning: {run / 'backup' / 'training_metadata.json'} is damaged; continuing from last.keras (the state after epoch 2)"
+    else:  # was: resumed with no word
+        damage(run / "backup" / "callback_states.json")
+        expected = f"warning: {run / 'backup' / 'callback_states.json'} is damaged; early stopping's and the plateau schedule's counters and the random states start afresh (weights and epoch kept)"
+    resumed = subprocess.run([*DLOPT, "train", "--resume", str(run), "--json"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert [line for line in resumed.stderr.splitlines() if line.startswith("warning:")] == [expected]
+    assert json.loads((run / "run.json").read_text())["status"] == "completed"
+    from test_runs import read_rows
+
+    assert [r["epoch"] for r in read_rows(run / "metrics.csv")] == ["1", "2", "3", "4"]
+
+
 def test_nothing_loadable_is_a_clear_error_and_the_run_stays_resumable(tmp_path, cli):
     run = killed_after_two_epochs(tmp_path)
     damage(run / "backup" / "latest.weights.h5")
@@ -239,3 +258,46 @@ def test_nothing_is_written_outside_the_runs_folder_through_names_or_links(tmp_p
     code, _, err = cli("tune", search, "--runs-dir", tmp_path / "runs", "--study", "../escape")
     assert code == 2 and "--study '../escape'" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "idx", "moved", "outside", "runs", "s.yaml"]
+
+
+def test_a_run_folder_that_is_a_link_is_refused_by_every_command_that_writes(tmp_path, cli):
+    """runs/ext, a link to a run folder elsewhere: eval, plot, report, export and --resume refuse
+    it in one line (exit 2) and write nothing there; `latest` never picks it; predict may read it."""
+    path = write_config(tmp_path / "c.yaml", tiny_cnn_config(quadrant_idx_folder(tmp_path / "idx"), train={"epochs": 1, "progress": "none"}))
+    runs = tmp_path / "runs"
+    code, out, err = cli("train", path, "--runs-dir", runs, "--json")
+    assert code == 0, err
+    real = Path(json.loads(out)["run_dir"])
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(real, elsewhere)
+    (runs / "ext").symlink_to(elsewhere, target_is_directory=True)
+    os.utime(real, (1, 1), follow_symlinks=False)  # the link is the newest entry in runs/
+    before = sorted(str(p.relative_to(elsewhere)) for p in elsewhere.rglob("*"))
+    for command in (["eval", runs / "ext"], ["plot", runs / "ext"], ["report", runs / "ext"], ["export", runs / "ext"], ["train", "--resume", runs / "ext", "--set", "train.epochs=2"]):
+        code, _, err = cli(*command)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "symbolic link" in err, (command, err)
+    assert sorted(str(p.relative_to(elsewhere)) for p in elsewhere.rglob("*")) == before  # nothing written there
+    result = subprocess.run([sys.executable, "-m", "dlopt.cli", "eval", "latest", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and json.loads(result.stdout)["run_dir"] == str(real.relative_to(tmp_path)), result.stderr
+
+
+def test_resume_after_an_edit_of_the_config_is_refused_naming_the_keys(tmp_path, cli):
+    path = write_config(tmp_path / "c.yaml", tiny_cnn_config(quadrant_idx_folder(tmp_path / "idx"), train={"epochs": 1, "progress": "none"}))
+    code, out, err = cli("train", path, "--runs-dir", tmp_path / "runs", "--json")
+    assert code == 0, err
+    run = Path(json.loads(out)["run_dir"])
+    original = (run / "config.yaml").read_text()
+    assert "  dense: [8]\n" in original
+    (run / "config.yaml").write_text(original.replace("  dense: [8]\n", "  dense: [128]\n"))
+    before = (run / "run.json").read_text()
+    code, _, err = cli("train", "--resume", run, "--set", "train.epochs=2")
+    assert code == 2 and err.strip() == (
+        f"error: --resume {run}: config.yaml was edited after the run started (model.dense: [8] -> [128] differ); "
+        "a run resumes with the config it started with: undo the edit, or train the edited config as a new run"
+    )
+    assert (run / "run.json").read_text() == before  # its status untouched
+    (run / "config.yaml").write_text(original)  # undone: it resumes (and trains further) as before
+    code, out, err = cli("train", "--resume", run, "--set", "train.epochs=2", "--json")
+    assert code == 0 and json.loads(out)["epochs_run"] == 2, err
+    code, out, err = cli("train", "--resume", run, "--set", "train.epochs=3", "--json")  # the new config became the recorded one
+    assert code == 0 and json.loads(out)["epochs_run"] == 3, err

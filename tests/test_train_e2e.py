@@ -194,6 +194,52 @@ def test_nan_loss_fails_the_run_with_a_reason(tmp_path, cli, regression_npz):
     record = json.loads((only_run(tmp_path / "runs") / "run.json").read_text())
     assert record["status"] == "failed" and "NaN" in record["error"]
     assert not (only_run(tmp_path / "runs") / "summary.json").exists()
+    # NaN from the first epoch: no checkpoint was ever finite, so none is written, and it says so
+    assert "no checkpoint was written" in err
+    assert not list(only_run(tmp_path / "runs").glob("checkpoints/*.keras"))
+    assert not (only_run(tmp_path / "runs") / "backup" / "latest.weights.h5").exists()
+
+
+def _finite(path) -> bool:
+    import keras
+    import numpy as np
+
+    import dlopt  # noqa: F401  (registers dlopt's saved objects)
+
+    model = keras.models.load_model(path, compile=False)
+    return all(np.all(np.isfinite(keras.ops.convert_to_numpy(v))) for v in model.weights)
+
+
+def test_a_nan_after_good_epochs_keeps_the_last_finite_checkpoints_and_eval_refuses_a_nan_model(tmp_path, cli, regression_npz):
+    config = {
+        "data": {"source": "npz", "path": str(regression_npz)},
+        "model": {"type": "mlp", "layers": [8]},
+        "optimizer": {"type": "sgd", "learning_rate": 0.01},
+        # two good epochs, then a rate no network survives
+        "schedule": {"type": "step", "boundaries": [2], "values": [0.01, 1.0e30]},
+        "train": {"epochs": 4, "progress": "none"},
+    }
+    code, _, err = cli("train", write_config(tmp_path / "n.yaml", config), "--runs-dir", tmp_path / "runs")
+    run = only_run(tmp_path / "runs")
+    assert code == 1 and "loss became NaN or infinite in epoch 3" in err and "checkpoints/last.keras holds epoch 2" in err, err
+    for which in ("best", "last"):
+        assert _finite(run / "checkpoints" / f"{which}.keras")
+    assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == 2  # --resume from the last finite state
+    code, out, err = cli("eval", run, "--checkpoint", "last", "--json")
+    assert code == 0, err
+    # a checkpoint holding NaN (written by hand: dlopt never writes one) is refused in one line
+    import keras
+    import numpy as np
+
+    model = keras.models.load_model(run / "checkpoints" / "last.keras", compile=False)
+    kernel = next(v for v in model.weights if v.path.endswith("kernel"))
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+    model.save(run / "checkpoints" / "last.keras")
+    for command in (("eval", run, "--checkpoint", "last"), ("export", run, "--checkpoint", "last"), ("predict", run, str(tmp_path / "x.npy"), "--checkpoint", "last")):
+        np.save(tmp_path / "x.npy", np.zeros((2, 4), "float32"))
+        code, out, err = cli(*command)
+        assert code == 1 and len(err.strip().splitlines()) == 1 and "non-finite weights (NaN or infinite)" in err, (command, err)
+    assert not (run / "export").exists()
 
 
 def test_help_of_every_command(cli):

@@ -60,11 +60,12 @@ def _overrides(sets, module=None, **named) -> list:
     return overrides
 
 
-def _run(reference: str) -> Path:
-    """A run named on the command line: its folder, a unique prefix of its name, or `latest`."""
+def _run(reference: str, for_writing: bool = True) -> Path:
+    """A run named on the command line: its folder, a unique prefix of its name, a config's name,
+    or `latest`; one the command writes into must be no symbolic link and hold none out of it."""
     from .runs import find_run
 
-    return find_run(reference)
+    return find_run(reference, for_writing=for_writing)
 
 
 @contextlib.contextmanager
@@ -143,13 +144,14 @@ def train(config_file, sets, module, name, seed, runs_dir, skip_if_done, resume,
         more_epochs = [s for s in sets if s.replace(" ", "").startswith("train.epochs=")]
         if config_file or len(more_epochs) != len(sets) or module or name or seed is not None:
             raise UsageError("--resume continues a run with its saved config; give no CONFIG_FILE, --module, --name or --seed, and no --set but train.epochs=N (a completed run, trained further)")
-        from .runs import check_resumable
+        from .runs import check_config_unchanged, check_resumable
 
-        resume = _run(resume)
+        resume = _run(resume, for_writing=False)  # check_resumable refuses links, naming --resume
         requested = more_epochs[-1].split("=", 1)[1].strip() if more_epochs else None
         if requested is not None and not requested.isdigit():
             load_config(RunFolder(resume).config, more_epochs)  # names the mistake in the value
         check_resumable(resume, int(requested) if requested is not None else None)  # before the config: what the run's state allows
+        check_config_unchanged(resume)  # the saved state fits the config the run started with
         config = load_config(RunFolder(resume).config, more_epochs)
     elif not config_file:
         raise UsageError("give a CONFIG_FILE to train, or --resume RUN")
@@ -520,7 +522,7 @@ def predict(run_dir, inputs, checkpoint, top_k, as_json):
     """
     from .predict import predict as run_predict
 
-    run_dir = _run(run_dir)
+    run_dir = _run(run_dir, for_writing=False)  # predict only reads the run
     results = run_predict(run_dir, list(inputs), checkpoint, top_k)
     if as_json:
         click.echo(json.dumps(results))

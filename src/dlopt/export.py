@@ -12,12 +12,9 @@ from .errors import ConfigError, RunFailed
 from .runs import RunFolder, remove
 from .saved_models import load_run_model
 
-DEFAULT_NAMES = {"keras": "model.keras", "saved_model": "saved_model", "tflite": "model.tflite"}
-
-
 def export(run_dir: Path, fmt: str, output: Path | None = None, checkpoint: str = "best") -> Path:
     _, model, _ = load_run_model(run_dir, checkpoint)
-    output = output or RunFolder(run_dir).export / DEFAULT_NAMES[fmt]
+    output = output or RunFolder(run_dir).exported(fmt)
     if output.exists():
         raise ConfigError(f"-o: {output} already exists; dlopt never overwrites files: choose another path or remove it")
     if fmt == "keras" and output.suffix != ".keras":

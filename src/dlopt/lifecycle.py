@@ -108,9 +108,8 @@ def open_run(config, runs_dir: Path, command: list[str], resume: Path | None, tr
     if runs.read_json(RunFolder(run_dir).record).get("status") in runs.FINISHED:  # trained further: more epochs
         done = runs.continue_completed(run_dir, dump_config(config))
         console.say(f"continuing {run_dir} from epoch {done} (checkpoints/last.keras) to {config.train.epochs}; the schedule runs over the new total")
-    repaired = runs.repair_resume_state(run_dir)  # before anything is marked: a state that cannot load leaves the run as it was
-    if repaired:
-        console.say(repaired)
+    for warning in runs.repair_resume_state(run_dir):  # before anything is marked: a state that cannot load leaves the run as it was
+        console.say(warning)
     record = runs.RunRecord.resume(run_dir, command)
     if trial is not None:  # a search's trial run again, from where its worker died
         record.data["search"] = trial.started(run_dir)

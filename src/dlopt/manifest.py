@@ -94,6 +94,7 @@ def _version(package: str) -> str | None:
 def manifest(config, config_text: str, command: list[str]) -> dict:
     return {
         "config_sha256": config_hash(config_text),
+        "config": config_text,  # what --resume checks config.yaml against, naming the keys that changed
         "overrides": overrides(command),
         "git": git_state(Path.cwd()),
         "data": data_fingerprint(config.data),

@@ -35,6 +35,10 @@ def load_run_model(run_dir: Path, checkpoint: str = "best"):
         if "safe_mode" in str(exc):
             raise RunFailed(f"{path}: refused to load: it holds a Lambda layer (arbitrary Python code), and dlopt loads models in Keras safe mode") from None
         raise RunFailed(f"{path}: cannot load the model: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}") from None
+    bad = models.non_finite_weights(model)
+    if bad:  # such a model answers NaN, or worse a confident wrong class: never used
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise RunFailed(f"{path}: the model holds non-finite weights (NaN or infinite) in {bad[0]}{more}; it cannot give a right answer (retrain it)")
     return config, model, path
 
 

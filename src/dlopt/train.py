@@ -315,8 +315,20 @@ def _fit(config: Config, run: lifecycle.Run, data, model, placement, progress: s
     rows = metrics_csv.rows
     if not rows or not all(math.isfinite(row.get("loss", math.nan)) for row in rows):
         bad = next((row["epoch"] for row in rows if not math.isfinite(row.get("loss", math.nan))), len(rows) + 1)
-        raise RunFailed(f"loss became NaN or infinite in epoch {bad}; lower optimizer.learning_rate or set optimizer.clipnorm")
+        raise RunFailed(f"loss became NaN or infinite in epoch {bad}; {_checkpoints_kept(run, callbacks)}; lower optimizer.learning_rate or set optimizer.clipnorm")
     return Fitted(rows, train_seconds, stats.startup_seconds)
+
+
+def _checkpoints_kept(run: lifecycle.Run, callbacks: list) -> str:
+    """What a run that met a NaN keeps: its checkpoints never hold non-finite weights."""
+    from .callbacks.saving import AtomicCheckpoint
+
+    last = next(c for c in callbacks if isinstance(c, AtomicCheckpoint) and not c.save_best_only)
+    if last.saved_epoch is not None:
+        return f"checkpoints/last.keras holds epoch {last.saved_epoch}, the last with finite weights, and best.keras the best before it"
+    if run.folder.checkpoint("last").exists():
+        return "the checkpoints keep the epochs saved before this process resumed the run"
+    return "no checkpoint was written: the weights were not finite at the end of any epoch"
 
 
 def _print_header(run: lifecycle.Run, data, model, placement, model_facts: dict) -> None:

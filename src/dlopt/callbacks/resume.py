@@ -58,6 +58,10 @@ class Backup(keras.callbacks.BackupAndRestore):
         self._save_model()
 
     def _save_model(self):
+        from ..models import non_finite_weights
+
+        if non_finite_weights(self.model):  # a NaN loss: --resume goes on from the last finite state
+            return
         folder = self.save_dir
         folder.mkdir(parents=True, exist_ok=True)
         ensure_space(folder, self.model)

@@ -15,9 +15,18 @@ import keras
 
 class AtomicCheckpoint(keras.callbacks.ModelCheckpoint):
     """ModelCheckpoint writing to a temporary file renamed into place: a save that fails (a full
-    disk) or is killed leaves the previous best.keras / last.keras whole and loadable."""
+    disk) or is killed leaves the previous best.keras / last.keras whole and loadable. Weights that
+    are not finite (a NaN loss) are never saved: the file keeps the last finite epoch's."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.saved_epoch = None  # the epoch (1-based) the file holds, when this process saved it
 
     def _save_model(self, epoch, batch, logs):
+        from ..models import non_finite_weights
+
+        if non_finite_weights(self.model):
+            return
         final = self.filepath
         if not self.save_best_only:  # saved every time: check the room first (best.keras saves only sometimes)
             ensure_space(Path(final).parent, self.model)
@@ -33,6 +42,7 @@ class AtomicCheckpoint(keras.callbacks.ModelCheckpoint):
             self.filepath = final
         if tmp.exists():  # saved (save_best_only saves only on an improvement)
             os.replace(tmp, final)
+            self.saved_epoch = epoch + 1
 
 
 def ensure_space(folder: Path, model) -> None:

@@ -139,3 +139,12 @@ def build(config, data):
     if not isinstance(body, keras.Model):
         raise ConfigError(f"model.type: builder '{config.model.type}' returned {type(body).__name__}, expected a keras.Model")
     return keras.Model(inputs, body(x), name=name)
+
+
+def non_finite_weights(model) -> list[str]:
+    """The paths of the model's variables that hold a NaN or an infinity: such a model cannot give
+    a right answer, and is never saved or used."""
+    import keras
+    import numpy as np
+
+    return [v.path for v in model.weights if not np.all(np.isfinite(keras.ops.convert_to_numpy(v)))]
