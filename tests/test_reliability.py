@@ -45,6 +45,36 @@ def test_a_full_disk_fails_the_run_in_one_line_and_leaves_no_temporary_files(tmp
     assert [p.name for p in run.rglob(".*")] == []  # no temporary files
 
 
+def test_a_disk_full_to_the_last_byte_still_records_the_run_failed(small_disk):
+    """The disk fills up (another process, or this one's own files) until not a byte is left: the
+    room the run holds in reserve is given up so that run.json still says `failed`."""
+    import errno
+
+    from dlopt import lifecycle, runs
+    from dlopt.errors import RunFailed
+
+    folder = runs.create(small_disk / "runs", "full")
+    run = lifecycle.Run(folder.path, runs.RunRecord(folder.path, 1, ["dlopt", "train", "c.yaml"]))
+    run.reserve_room()
+    assert folder.reserve.stat().st_size == lifecycle.RESERVE_BYTES
+    filler = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)  # every byte the disk has left
+    try:
+        while os.write(filler, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(filler)
+    with pytest.raises(OSError):
+        (small_disk / "one-more-byte").write_bytes(b"\0" * 8192)
+    with pytest.raises(RunFailed, match="no space left on device"):
+        with run.recorded():
+            raise OSError(errno.ENOSPC, "No space left on device", str(folder.metrics))
+    record = json.loads(folder.record.read_text())
+    assert record["status"] == "failed" and "no space left on device" in record["error"]
+    assert not folder.reserve.exists()
+
+
 def test_a_save_that_cannot_fit_keeps_the_previous_checkpoint_and_resume_state(small_disk):
     import keras
     import numpy as np

@@ -18,6 +18,8 @@ from .config import dump_config
 from .errors import ConfigError, DloptError, Interrupted, RunFailed
 from .runs import RunFolder
 
+RESERVE_BYTES = 256 * 1024  # room kept for run.json's last write (a few KB, with the config and traceback)
+
 
 @dataclass
 class Run:
@@ -35,8 +37,17 @@ class Run:
     def folder(self) -> RunFolder:
         return RunFolder(self.run_dir)
 
+    def reserve_room(self) -> None:
+        """A small file that holds room for the final status: on a full disk it is deleted, and
+        run.json still says how the run ended."""
+        try:
+            self.folder.reserve.write_bytes(b"\0" * RESERVE_BYTES)
+        except OSError:  # already full: the status write may still fit
+            self.folder.reserve.unlink(missing_ok=True)
+
     def finish(self, status: str, message: str | None = None) -> None:
         self.record.finish(status, message)
+        self.folder.reserve.unlink(missing_ok=True)
         if status in runs.FINISHED:
             runs.remove(self.folder.backup)  # the resume state is only needed until the run ends
 
@@ -58,7 +69,7 @@ class Run:
         except KeyboardInterrupt:
             self._interrupted()
         except RunFailed as exc:
-            not_recorded = _finish(self.record, "failed", str(exc))
+            not_recorded = _finish(self.record, "failed", str(exc), self.folder.reserve)
             raise _with_run(RunFailed(f"{exc}{not_recorded}") if not_recorded else exc, self.run_dir)
         except Exception as exc:  # anything else: record it, report one line, keep the traceback in run.json
             self._failed(exc)
@@ -72,7 +83,7 @@ class Run:
                 self.backup.save_now()  # stopped between steps: keep the state of this moment for --resume
             except Exception:  # e.g. a second Ctrl-C mid-write: the last complete save still stands
                 pass
-        _finish(self.record, "interrupted", f"interrupted by Ctrl-C or SIGTERM; continue with: dlopt train --resume {self.run_dir}")
+        _finish(self.record, "interrupted", f"interrupted by Ctrl-C or SIGTERM; continue with: dlopt train --resume {self.run_dir}", self.folder.reserve)
         raise _with_run(Interrupted(f"interrupted; resume with: dlopt train --resume {self.run_dir}"), self.run_dir) from None
 
     def _failed(self, exc: Exception):
@@ -84,7 +95,7 @@ class Run:
         else:
             message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
             self.record.data["traceback"] = traceback.format_exc()
-        not_recorded = _finish(self.record, "failed", message)
+        not_recorded = _finish(self.record, "failed", message, self.folder.reserve)
         raise _with_run(RunFailed(f"run {self.run_dir} failed: {message}{not_recorded}"), self.run_dir) from exc
 
 
@@ -103,7 +114,9 @@ def open_run(config, runs_dir: Path, command: list[str], resume: Path | None, tr
         if trial is not None:
             record.data["search"] = trial.started(run_dir)
         record.save()
-        return Run(run_dir, record, keep_partial_epoch=keep_partial_epoch)
+        run = Run(run_dir, record, keep_partial_epoch=keep_partial_epoch)
+        run.reserve_room()
+        return run
     run_dir = resume
     if runs.read_json(RunFolder(run_dir).record).get("status") in runs.FINISHED:  # trained further: more epochs
         done = runs.continue_completed(run_dir, dump_config(config))
@@ -114,7 +127,9 @@ def open_run(config, runs_dir: Path, command: list[str], resume: Path | None, tr
     if trial is not None:  # a search's trial run again, from where its worker died
         record.data["search"] = trial.started(run_dir)
         record.save()
-    return Run(run_dir, record, runs.rows_to_resume(run_dir), resumed=True, keep_partial_epoch=keep_partial_epoch)
+    run = Run(run_dir, record, runs.rows_to_resume(run_dir), resumed=True, keep_partial_epoch=keep_partial_epoch)
+    run.reserve_room()
+    return run
 
 
 class _ScratchRecord:
@@ -141,11 +156,21 @@ def _disk_full(exc: BaseException) -> bool:
     return (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in str(exc)
 
 
-def _finish(record, status: str, message: str) -> str:
-    """Record the run's end in run.json; when even that cannot be written (a full disk), the text
-    to add to the message on stderr, which then carries the only record."""
+def _finish(record, status: str, message: str, reserve: Path | None = None) -> str:
+    """Record the run's end in run.json. On a full disk the reserve file is deleted to make room
+    and the write tried again; when even that cannot be written, the text to add to the message on
+    stderr, which then carries the only record."""
     try:
-        record.finish(status, message)
+        try:
+            record.finish(status, message)
+        except OSError as exc:
+            if reserve is None or not reserve.exists() or not _disk_full(exc):
+                raise
+            reserve.unlink()
+            record.finish(status, message)
         return ""
     except OSError as exc:
         return f" (run.json could not be updated: {exc.strerror or exc}; it still says 'running')"
+    finally:
+        if reserve is not None:
+            reserve.unlink(missing_ok=True)
