@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import re
 import textwrap
 
 import pytest
@@ -193,3 +194,66 @@ def test_help_and_validate_do_not_import_tensorflow(cfg):
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+# ------------------------------------------------- config files and values that must not slip by
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"name: x\ndata: {source: idx, path: /x}\x00\n", r": byte 37: a NUL byte; a config is a YAML text file"),
+        (b"name: caf\xe9\nmodel: {type: cnn}\n", r":1: byte 9: not UTF-8 text \(0xe9\); save the config as UTF-8"),
+        (b"name: bell\x07\n", r":1: character 10: special characters are not allowed \(U\+0007\)"),
+        (bytes(range(256)), r": byte 0: a NUL byte"),
+    ],
+)
+def test_a_binary_or_non_utf8_config_is_one_line_naming_file_and_byte(tmp_path, content, expected):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(content)
+    result = subprocess.run([sys.executable, "-m", "dlopt.cli", "validate", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert re.match(rf"^error: {re.escape(str(path))}{expected}", line), line
+
+
+def test_booleans_are_no_numbers_and_quoted_numbers_are_text(cfg):
+    base = BASE.format(path="/x")
+    message = error_of(cfg(base + "train: {epochs: true}\n"))
+    assert message.endswith("train.epochs: expected a valid integer, got True (true and false are not numbers)"), message
+    message = error_of(cfg(base.replace("learning_rate: 1e-3", "learning_rate: '1e-3'")))
+    assert message.endswith("optimizer.learning_rate: expected a valid number, got '1e-3' (a number in quotes is text: remove the quotes)"), message
+    message = error_of(cfg(base.replace("path: /x", "path: /x\n  batch_size: \"32\"")))
+    assert "data.batch_size: " in message and "(a number in quotes is text: remove the quotes)" in message, message
+
+
+def test_a_name_too_long_for_a_folder_is_a_config_error(cfg):
+    message = error_of(cfg(), [("name=" + "a" * 300, "--name " + "a" * 300)])
+    assert message.endswith("name: expected at most 200 characters (a run folder's name adds its time to it, and a file system allows 255), got 300"), message
+
+
+def test_one_key_of_a_section_the_file_leaves_out_can_be_set(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {source: idx, path: /x}\nmodel: {type: mlp}\n")  # no optimizer, no schedule
+    config = load_config(path, ["optimizer.learning_rate=0.01", "schedule.warmup_epochs=2"])
+    assert (config.optimizer.type, config.optimizer.learning_rate) == ("adam", 0.01)
+    assert (config.schedule.type, config.schedule.warmup_epochs) == ("constant", 2)
+    from dlopt.search.spec import load_search
+
+    path.write_text(path.read_text() + "search: {params: {optimizer.learning_rate: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}}}\n")
+    assert load_search(path).config_with({"optimizer.learning_rate": 3e-3}, "trial 0").optimizer.learning_rate == 3e-3
+
+
+def test_every_duplicate_key_is_listed_and_errors_come_in_line_order(cfg):
+    path = cfg("name: a\nseed: 1\nname: b\nseed: 2\ndata: {source: idx, path: /x}\nmodel: {type: cnn}\n")
+    assert error_of(path).splitlines() == [f"{path}:3: name: duplicate key (first at line 1)", f"{path}:4: seed: duplicate key (first at line 2)"]
+    path = cfg(BASE.format(path="/x").replace("{filters: 16}", "{filters: -3}") + "train: {epochs: 0}\nseed: x\n")
+    lines = error_of(path).splitlines()
+    numbers = [int(line.split(":")[1]) for line in lines]
+    assert numbers == sorted(numbers) and len(lines) == 3, lines
+
+
+def test_a_misspelt_config_file_gets_a_did_you_mean(cfg):
+    path = cfg(name="cnn_digits.yaml")
+    message = error_of(path.with_name("cnn_digit.yaml"))
+    assert message == f"{path.with_name('cnn_digit.yaml')}: config file not found (did you mean '{path}'?)"

@@ -166,6 +166,8 @@ def test_runs_are_found_by_prefix_or_latest(tmp_path):
     assert runs.find_run("cnn_mnist", tmp_path) == newer and runs.find_run("cnn_mnist-best", tmp_path) == best
     with pytest.raises(ConfigError, match="^resnet: no run folder of that name or prefix in"):
         runs.find_run("resnet", tmp_path)
+    with pytest.raises(ConfigError, match=r"^cnn_mnst: no run folder of that name or prefix in .*/ \(did you mean 'cnn_mnist'\?\)$"):
+        runs.find_run("cnn_mnst", tmp_path)
     with pytest.raises(ConfigError, match="latest: no runs in"):
         runs.find_run("latest", tmp_path / "empty")
 

@@ -42,7 +42,11 @@ def format_path(path: Iterable) -> str:
 
 def parse_yaml(text: str, source: str) -> tuple[Any, dict[KeyPath, str]]:
     """Parse YAML text; return the data and a map from key path to 'source:line'."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # its reader refuses characters YAML does not allow, here
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise ConfigError(f"{source}:{line}: character {exc.position}: {exc.reason} (U+{exc.character if isinstance(exc.character, int) else ord(exc.character):04X}); a config is a YAML text file") from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -86,22 +90,48 @@ def _expanded_size(node, sizes: dict | None = None) -> int:
     return sizes[id(node)]
 
 
-def _collect_lines(node, path: KeyPath, source: str, lines: dict) -> None:
+def _collect_lines(node, path: KeyPath, source: str, lines: dict, duplicates: list | None = None) -> None:
+    """Key path -> 'source:line' for every value; a ConfigError listing every duplicate key."""
+    top = duplicates is None
+    duplicates = [] if top else duplicates
     if isinstance(node, yaml.MappingNode):
-        seen = set()
+        seen: dict = {}
         for key_node, value_node in node.value:
             key = key_node.value
             if key in seen:
-                raise ConfigError(
-                    f"{source}:{key_node.start_mark.line + 1}: {format_path(path + (key,))}: duplicate key"
-                )
-            seen.add(key)
+                duplicates.append(f"{source}:{key_node.start_mark.line + 1}: {format_path(path + (key,))}: duplicate key (first at line {seen[key]})")
+            seen.setdefault(key, key_node.start_mark.line + 1)
             lines[path + (key,)] = f"{source}:{key_node.start_mark.line + 1}"
-            _collect_lines(value_node, path + (key,), source, lines)
+            _collect_lines(value_node, path + (key,), source, lines, duplicates)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             lines[path + (index,)] = f"{source}:{item.start_mark.line + 1}"
-            _collect_lines(item, path + (index,), source, lines)
+            _collect_lines(item, path + (index,), source, lines, duplicates)
+    if top and duplicates:
+        raise ConfigError("\n".join(duplicates))
+
+
+def _text_of(raw: bytes, source: str) -> str:
+    """A config file's text: UTF-8 without NUL bytes, or a config error naming the byte offset."""
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raise ConfigError(f"{source}: byte {nul}: a NUL byte; a config is a YAML text file (UTF-8), this looks like a binary file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{source}:{line}: byte {exc.start}: not UTF-8 text (0x{raw[exc.start]:02x}); save the config as UTF-8") from None
+
+
+def _close_file(path: Path) -> str:
+    """' (did you mean 'configs/cnn_digits.yaml'?)' for a misspelt config file name."""
+    import difflib
+
+    if not path.parent.is_dir():
+        return ""
+    names = [p.name for p in path.parent.iterdir() if p.suffix in (".yaml", ".yml")]
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.6)
+    return f" (did you mean '{path.parent / close[0]}'?)" if close else ""
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -125,12 +155,14 @@ def read_file(path: Path, _chain: tuple = ()) -> tuple[dict, dict]:
     if path.resolve() in _chain:
         raise ConfigError(f"{source}: extends: circular ({' -> '.join(str(p) for p in _chain + (path,))})")
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{source}: config file not found") from None
+        raise ConfigError(f"{source}: config file not found{_close_file(path)}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{source}: a folder, not a config file") from None
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read config: {exc.strerror}") from None
-    data, lines = parse_yaml(text, source)
+    data, lines = parse_yaml(_text_of(raw, source), source)
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: expected a mapping of sections (name, data, model, ...), got {type(data).__name__}")
     parent = data.pop("extends", None)
@@ -168,7 +200,7 @@ def apply_override(data: dict, lines: dict, option: str, source: str | None = No
             node = node[part]
         else:
             if not isinstance(node.get(part), (dict, list)):
-                node[part] = {}
+                node[part] = _default_section(part) if depth == 0 else {}
             node = node[part]
     last = parts[-1]
     if isinstance(node, list):
@@ -180,6 +212,14 @@ def apply_override(data: dict, lines: dict, option: str, source: str | None = No
     for sub in [p for p in lines if p[: len(parts)] == tuple(parts) and len(p) > len(parts)]:
         lines[sub] = source
     return tuple(parts[:-1]) if retyped else None
+
+
+def _default_section(name) -> dict:
+    """A top-level section the file leaves out, as `--set` starts it: its default's `type` (so
+    `--set optimizer.learning_rate=0.01` sets the rate of the default optimizer), else empty."""
+    field = Config.model_fields.get(name)
+    default = field.default_factory() if field is not None and field.default_factory is not None else None
+    return {"type": default.type} if hasattr(default, "type") and isinstance(default.type, str) else {}
 
 
 def _drop_old_type_keys(data: dict, lines: dict, retyped: set) -> list[str]:
@@ -248,7 +288,19 @@ def describe_error(error: dict) -> tuple[str, tuple]:
     message = re.sub(r"^Input should be ", "expected ", message)
     if "got " not in message:
         message += f", got {received!r}"
+    if kind in ("int_type", "float_type") and isinstance(received, bool):
+        message += " (true and false are not numbers)"
+    elif kind in ("int_type", "float_type") and isinstance(received, str) and _is_number(received):
+        message += " (a number in quotes is text: remove the quotes)"
     return message, ()
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def _where(path: KeyPath, lines: dict, fallback: str) -> str:
@@ -275,7 +327,13 @@ def error_lines(exc: ValidationError, data: Any, lines: dict, source: str, prefi
         path = prefix + _clean_path(error["loc"], data) + extra
         # a value that fits no member of a union: the first member's complaint is enough
         found.setdefault(path, f"{_where(path, lines, source)}: {format_path(path)}: {message}")
-    return list(found.values())
+    return sorted(found.values(), key=_line_order)
+
+
+def _line_order(line: str) -> tuple:
+    """Errors as the file reads: by file, then line number; --set options after the file's."""
+    where = re.match(r"^(.*?):(\d+): ", line)
+    return (0, where[1], int(where[2])) if where else (1, line, 0)
 
 
 def read_with_overrides(path: str | Path, overrides: Iterable = ()) -> tuple[dict, dict, Any]:

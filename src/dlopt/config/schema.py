@@ -23,6 +23,7 @@ from .train import *  # noqa: F401,F403
 from .train import CheckpointConfig, DistributeConfig, TrainConfig
 
 
+MAX_NAME = 200  # + "-YYYYMMDD-HHMMSS-N" stays within a file name's 255 bytes
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")  # safe in a folder name and a shell word
 
 
@@ -57,6 +58,8 @@ class Config(Section):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, name: str) -> str:
+        if len(name) > MAX_NAME:
+            raise ValueError(f"expected at most {MAX_NAME} characters (a run folder's name adds its time to it, and a file system allows 255), got {len(name)}")
         if not NAME_PATTERN.match(name) or ".." in name:
             raise ValueError(f"expected letters, digits, '_', '-', '.', '=' or '+' (no path separators), got {name!r}")
         return name

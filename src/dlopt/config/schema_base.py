@@ -23,7 +23,8 @@ def field_error(key: str, message: str) -> PydanticCustomError:
 class Section(BaseModel):
     """Base of every section: unknown keys are errors, with a suggestion for misspelt ones."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # strict: `epochs: true` is no 1 and `batch_size: "32"` no 32; a config says what it means
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
     # a section tagged by `type` names what it builds: "module:attribute", imported when built
     builds: ClassVar[Optional[str]] = None
 

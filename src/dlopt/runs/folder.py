@@ -191,7 +191,12 @@ def _find_run(reference: str, runs_dir: Path = Path("runs")) -> Path:
         say(f"{reference}: the newest of {len(of_config)} {prefix} runs, {newest.name}")
         return newest
     if not candidates:
-        raise ConfigError(f"{reference}: no run folder of that name or prefix in {folder}/")
+        from ..registry import did_you_mean
+
+        known = [p.name for p in folder.iterdir() if p.is_dir() and is_run(p)] if folder.is_dir() else []
+        configs = {m["name"] for m in map(_RUN_NAME.match, known) if m}
+        hint = did_you_mean(prefix, sorted(configs)) or did_you_mean(prefix, known)
+        raise ConfigError(f"{reference}: no run folder of that name or prefix in {folder}/{hint}")
     listed = ", ".join(p.name for p in candidates[:6]) + (f", ... ({len(candidates)} in all)" if len(candidates) > 6 else "")
     raise ConfigError(f"{reference}: {len(candidates)} runs start with '{prefix}': {listed}; give more of the name, or `latest`")
 
