@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -345,6 +346,78 @@ def test_table_columns_are_checked_before_a_run_exists(tmp_path, cli):
     assert code == 2
     assert err.strip() == f"error: data.table.label_column: {csv_path} has no column 'specis' (has: bill, island, year, species)"
     assert not (tmp_path / "runs").exists()
+
+
+def _with_lines(path: Path, changes: dict[int, str]) -> Path:
+    """The CSV with some (1-based) lines replaced."""
+    lines = path.read_text().splitlines()
+    for number, text in changes.items():
+        lines[number - 1] = text
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_how_each_column_is_read_is_said_before_a_run_exists_and_a_bad_value_stops_it(tmp_path, cli):
+    csv_path = penguin_like_csv(tmp_path / "birds.csv")
+    rows = csv_path.read_text().splitlines()
+    bill_at = {n: line.split(",", 1)[1] for n, line in enumerate(rows, 1)}
+    _with_lines(csv_path, {5: "abc," + bill_at[5], 9: "inf," + bill_at[9], 12: "nan," + bill_at[12]})  # nan: a missing value
+    config = write_config(tmp_path / "c.yaml", table_config(csv_path))
+    code, out, err = cli("train", config, "--runs-dir", tmp_path / "runs")
+    assert code == 2 and not (tmp_path / "runs").exists(), err
+    assert f"{csv_path}: 4 columns, 3 read as features:" in err
+    assert re.search(r"^  bill: number \((\d+) of (\d+) values are numbers\)$", err, flags=re.M)  # two of them are not
+    assert "  island: category (4 different values)" in err and "  species: label (data.table.label_column)" in err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert errors[0] == f"error: {csv_path}:5: column 'bill': 'abc' is not a finite number (its other values are numbers)"
+    assert errors[1].startswith(f"error: {csv_path}:9: column 'bill': 'inf' is not a finite number") and "data.table.bad_values" in errors[1]
+    # told what to do with them: the rows are left out, counted, printed and kept in run.json
+    code, out, err = cli("train", config, "--runs-dir", tmp_path / "runs", "--set", "data.table.bad_values=drop_row", "--json")
+    assert code == 0, err
+    run = Path(json.loads(out)["run_dir"])
+    assert "data.table: 2 rows dropped: a value that does not fit its column" in err
+    assert json.loads((run / "run.json").read_text())["rows_handled"] == {"rows dropped: a value that does not fit its column": 2}
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["parameters"] < 200  # bill stayed a number: not 150 one-hot categories
+
+
+def test_a_ragged_row_and_a_free_text_column_are_never_read_silently(tmp_path, cli):
+    csv_path = penguin_like_csv(tmp_path / "birds.csv")
+    rows = csv_path.read_text().splitlines()
+    _with_lines(csv_path, {7: rows[6] + ",1,2", 8: rows[7].split(",")[0]})
+    code, _, err = cli("train", write_config(tmp_path / "c.yaml", table_config(csv_path)), "--runs-dir", tmp_path / "runs")
+    assert code == 2 and err.strip().splitlines()[-1] == f"error: {csv_path}:7: 6 fields where the header has 4; every row needs one value per column (quote values that hold commas)"
+    assert not (tmp_path / "runs").exists()
+    csv_path = penguin_like_csv(tmp_path / "birds.csv")
+    rng = np.random.default_rng(1)
+    words = ["small", "bird", "seen", "near", "the", "shore", "at", "dawn", "with", "a", "red", "bill"]
+    lines = csv_path.read_text().splitlines()
+    lines = [lines[0] + ",note"] + [f"{line},{' '.join(rng.choice(words, 6))} {n}" for n, line in enumerate(lines[1:])]
+    csv_path.write_text("\n".join(lines) + "\n")
+    code, out, err = cli("train", write_config(tmp_path / "c.yaml", table_config(csv_path)), "--runs-dir", tmp_path / "runs", "--set", "train.epochs=1", "--json")
+    assert code == 0, err
+    assert "  note: text, not used (150 different values, 7.0 words each on average: free text or names;" in err
+    summary = json.loads((Path(json.loads(out)["run_dir"]) / "summary.json").read_text())
+    assert [c["column"] for c in summary["table_columns"]] == ["bill", "island", "year"]
+
+
+@pytest.mark.parametrize("strategy, expect", [("mean", {"features": 6, "fill": "mean"}), ("constant", {"features": 6, "fill": -1.0}), ("indicator", {"features": 7, "fill": "mean"})])
+def test_missing_numbers_follow_the_configured_strategy(tmp_path, strategy, expect):
+    csv_path = penguin_like_csv(tmp_path / "birds.csv")
+    data = build(table_config(csv_path, table={"label_column": "species", "missing_numbers": strategy, "fill_value": -1.0}))
+    (bill,) = [c for c in data.table.columns if c.name == "bill"]
+    assert bill.has_missing == (strategy == "indicator")
+    assert bill.fill == (bill.mean if expect["fill"] == "mean" else expect["fill"])
+    dropped = build(table_config(csv_path, table={"label_column": "species", "missing_numbers": "drop_row"}))
+    assert dropped.table.rows_handled["rows dropped: a missing number"] > 0
+    assert sum(dropped.counts.values()) == sum(data.counts.values()) - dropped.table.rows_handled["rows dropped: a missing number"]
+
+
+def test_an_empty_class_folder_is_warned_by_name(tmp_path, capsys):
+    folder = image_folder(tmp_path / "pics")
+    (folder / "train" / "zebra").mkdir()
+    build(image_config(folder))
+    assert f"warning: {folder / 'train' / 'zebra'} is empty: class 'zebra' has no images and is left out" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- bundled data

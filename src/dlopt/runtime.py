@@ -63,6 +63,8 @@ NATIVE_NOISE = re.compile(
     r"|optimized to use available CPU instructions|To enable the following instructions|rebuild TensorFlow"
     r"|Unable to register cu(DNN|FFT|BLAS) factory|TF-TRT Warning|computation placer already registered"
     r"|no flops stats due to incomplete shapes|cuda_executor|cudart_stub|port\.cc:\d+\]"
+    # libjpeg's own line for a damaged JPEG: dlopt's one warning names the skipped files instead
+    r"|^Input file read error$|^Premature end of JPEG file$|^Corrupt JPEG data"
 )
 NATIVE_LOG_LINE = re.compile(r"^[IW]\d{4} ")  # C++ info and warning lines; errors (E, F) pass
 _quieted = False

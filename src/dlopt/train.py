@@ -259,6 +259,9 @@ def _train_run(config: Config, run: lifecycle.Run, placement, progress: str, tri
     """The steps of one run, in its folder: data, model, fit, test, summary."""
     config = _seeded(config, placement)
     data = data_module.build(config)
+    if data.table is not None and data.table.rows_handled:  # what bad or missing values cost, on record
+        run.record.data["rows_handled"] = data.table.rows_handled
+        getattr(run.record, "save", lambda: None)()
     config = _with_min_steps(config, data.steps_per_epoch)
     model, model_facts = _build_model(config, data, placement)
     _check_monitors(config, data, trial)
@@ -394,6 +397,7 @@ def summary_of(config: Config, run_dir: Path, data, model, fitted: Fitted, teste
         **({"class_names": data.class_names} if data.class_names else {}),
         **({"class_counts": data.class_counts} if data.class_counts else {}),
         **({"table_columns": data.table.describe()} if data.table is not None else {}),
+        **({"rows_handled": data.table.rows_handled} if data.table is not None and data.table.rows_handled else {}),
         "test_checkpoint": config.checkpoint.evaluate if best_path.exists() else "last",
         "epochs_run": len(rows),
         "examples": data.counts,

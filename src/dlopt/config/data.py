@@ -67,8 +67,9 @@ MISSING_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "None", "?"]
 class TableConfig(Section):
     """Source `csv` as a table: feature columns (numbers or categories) and a label column. The
     preprocessing is learnt from the training split only and saved inside the model, so the model
-    takes raw rows. Missing numbers become the training mean plus a 0/1 `missing` feature (for
-    columns with gaps in training); a missing category is a category of its own."""
+    takes raw rows. Before any run folder exists, dlopt prints how it reads each column (number,
+    category, text, ignored) and why. A missing category is a category of its own; missing numbers
+    and values that do not fit their column: `missing_numbers`, `bad_values`."""
 
     label_column: str = Field(..., description="The column to predict: class names or ids (classification), or numbers (regression, or see `data.task`).")
     feature_columns: Optional[list[str]] = Field(None, description="Input columns; unset: every column but the label and `ignore_columns`.")
@@ -78,6 +79,15 @@ class TableConfig(Section):
     ignore_columns: list[str] = Field(default_factory=list, description="Columns never used as features (ids, free text, leaks of the label).")
     missing_values: list[str] = Field(default_factory=lambda: list(MISSING_VALUES), description="Cell values that mean 'missing' (compared after stripping spaces).")
     max_categories: PositiveInt = Field(100, description="Most frequent categories kept per column (from the training split); rarer and unseen ones share one 'other' slot.")
+    missing_numbers: Literal["indicator", "mean", "constant", "drop_row"] = Field(
+        "indicator",
+        description="A missing number: `indicator` the training mean plus a 0/1 `missing` feature (for columns with gaps in training), `mean` the training mean alone, `constant` `fill_value`, `drop_row` the row left out (counted, printed and kept in run.json).",
+    )
+    fill_value: float = Field(0.0, description="The number a missing one becomes with `missing_numbers: constant`.")
+    bad_values: Literal["error", "missing", "drop_row"] = Field(
+        "error",
+        description="A value that does not fit its column (`abc` or `inf` in a column of numbers): `error` stops before any run folder exists, naming file, line, column and value; `missing` reads it as missing; `drop_row` leaves the row out (counted, printed and kept in run.json).",
+    )
 
 
 class TextConfig(Section):

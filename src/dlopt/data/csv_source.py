@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..console import warn
+from ..console import say, warn
 from ..errors import ConfigError
 from . import tabular, text_files, timeseries
 from .source import ArraySource, Split, SplitsRead, class_names_to_ids
@@ -15,20 +15,50 @@ from .source import ArraySource, Split, SplitsRead, class_names_to_ids
 class CsvSource(ArraySource):
     def __init__(self, config):
         super().__init__(config)
-        if self.data.table is not None:
-            self.reader = tabular.CsvTable(self.data.table)
-        else:
-            self.reader = text_files.CsvText(config)
+        self.reader = None  # a table's reader reads every file once: made when first needed
+
+    @property
+    def table_reader(self) -> tabular.CsvTable:
+        if self.reader is None:
+            self.reader = tabular.CsvTable(self.data.table, self._files())
+        return self.reader
+
+    def _files(self) -> list[Path]:
+        path = Path(self.data.path)
+        if self.data.timeseries is not None:
+            return [path if path.is_file() else path / "series.csv"]
+        return sorted(path.glob("*.csv")) if path.is_dir() else [path]
+
+    def _split_reader(self):
+        return self.table_reader if self.data.table is not None else text_files.CsvText(self.config)
 
     def load_split(self, path, split):
-        return self.reader.load_split(path, split)
+        return self._split_reader().load_split(path, split)
 
     def available_splits(self, path):
-        return self.reader.available_splits(path)
+        return self._split_reader().available_splits(path)
 
     def preflight(self) -> None:
         super().preflight()
         self._check_columns()  # the columns the config names must be in the file's header
+        if self.data.table is not None:
+            self._say_how_columns_are_read()
+
+    def _say_how_columns_are_read(self) -> None:
+        """Before any run folder exists: each column's kind and why, and the values that do not
+        fit their column (an error unless `data.table.bad_values` says what to do with them)."""
+        readings = self.table_reader.readings
+        files = self._files()
+        used = sum(r.used for r in readings)
+        say(f"{files[0] if len(files) == 1 else Path(self.data.path)}: {len(readings)} columns, {used} read as features:")
+        for reading in readings:
+            say(reading.line())
+        if self.data.table.bad_values == "error":
+            errors = tabular.bad_value_errors(readings)
+            if errors:
+                raise ConfigError("\n".join(errors))
+        if not used:
+            raise ConfigError(f"data.table: {Path(self.data.path)} has no column dlopt can read as a feature (numbers or categories)")
 
     def read(self, wanted, roles) -> SplitsRead:
         data = self.data
@@ -52,19 +82,20 @@ class CsvSource(ArraySource):
             raise ConfigError("data.preprocess: not for tables; the model standardises numeric columns itself (training statistics)")
         if data.augment:
             raise ConfigError(f"data.augment[0].type: {data.augment[0].type} does not apply to table rows")
-        if self.reader.dropped:
-            warn(f"data.table.label_column: skipped {self.reader.dropped} rows whose label is missing")
-        spec = tabular.TableSpec.fit(splits["train"].arrays[0], self.reader.features, data.table)
+        reader = self.table_reader
+        if reader.dropped:
+            warn(f"data.table.label_column: skipped {reader.dropped} rows whose label is missing")
+        for what, count in reader.handled.items():
+            say(f"data.table: {count:,} {what}")
+        spec = tabular.TableSpec.fit(splits["train"].arrays[0], reader.features, data.table, reader.kinds)
+        spec.rows_handled = {**({"rows dropped: no label": reader.dropped} if reader.dropped else {}), **reader.handled}
         for split in splits.values():
             split.arrays = (spec.arrays(split.arrays[0], data.table), split.arrays[1])
         return spec
 
     def _check_columns(self) -> None:
         data, path = self.data, Path(self.data.path)
-        if data.timeseries is not None:
-            files = [path if path.is_file() else path / "series.csv"]
-        else:
-            files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+        files = self._files()
         if not files or not files[0].exists():
             raise ConfigError(f"data.path: no .csv files in {path}")
         header = tabular.read_header(files[0])

@@ -45,10 +45,11 @@ def load_split(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         raise RunFailed(f"data.path: no folder '{split}' in {path} (expected {path}/{split}/<class name>/<images>, or class folders directly in {path})")
     files, labels = [], []
     for class_folder in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for file in sorted(class_folder.rglob("*")):
-            if file.is_file() and _visible(file.relative_to(class_folder)):
-                files.append(str(file))
-                labels.append(class_folder.name)
+        found = [file for file in sorted(class_folder.rglob("*")) if file.is_file() and _visible(file.relative_to(class_folder))]
+        if not found:  # a class with no example: the model never learns it, and no split can judge it
+            say(f"warning: {class_folder} is empty: class '{class_folder.name}' has no images and is left out")
+        files += [str(file) for file in found]
+        labels += [class_folder.name] * len(found)
     if not files:
         raise RunFailed(f"data.path: no files under {folder}/<class name>/")
     return np.array(files), np.array(labels)

@@ -56,13 +56,126 @@ def feature_columns(settings, header: list[str], file) -> list[str]:
     return features
 
 
-class CsvTable:
-    """The `load_split` of a table: (cells (rows, features) as strings, labels) per split."""
+def read_rows(file: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(header, [(line number, stripped cells)]) of a CSV file; a row whose number of fields is
+    not the header's is a config error naming its line (it would otherwise shift or drop values)."""
+    try:
+        with open(file, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            header = [name.strip() for name in next(reader, [])]
+            rows = []
+            for row in reader:
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue
+                if len(row) != len(header):
+                    raise ConfigError(f"{file}:{reader.line_num}: {len(row)} fields where the header has {len(header)}; every row needs one value per column (quote values that hold commas)")
+                rows.append((reader.line_num, [value.strip() for value in row]))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: byte {exc.start}: not UTF-8 text; save the table as UTF-8") from None
+    except csv.Error as exc:
+        raise ConfigError(f"{file}: not a readable CSV file: {exc}") from None
+    return header, rows
 
-    def __init__(self, settings):
+
+@dataclass
+class ColumnReading:
+    """How a column is read, and why: `number`, `category`, `text` (not used: tables take no text
+    column yet), `ignored` or `label`; for numbers, the values that are not finite numbers."""
+
+    name: str
+    kind: str
+    why: str
+    bad: list[tuple[str, int, str]] = field(default_factory=list)  # (file, line, value)
+
+    @property
+    def used(self) -> bool:
+        return self.kind in ("number", "category")
+
+    def line(self) -> str:
+        return f"  {self.name}: {self.kind}{'' if self.used or self.kind == 'label' else ', not used'} ({self.why})"
+
+
+MOSTLY_NUMBERS = 0.9  # a column this share of whose values are numbers is a number column with bad values
+TEXT_WORDS = 3.0  # values of this many words on average are free text, not categories
+
+
+def column_readings(files: list[Path], settings) -> list[ColumnReading]:
+    """Every column of the table's files, read as a number, category, text or ignored, and why."""
+    missing = {value.strip() for value in settings.missing_values}
+    header, cells = None, []
+    for file in files:
+        head, rows = read_rows(file)
+        header = header or head
+        cells += [(file, line, row) for line, row in rows]
+    features = feature_columns(settings, header, files[0])
+    forced = set(settings.categorical_columns or [])
+    readings = []
+    for j, name in enumerate(header):
+        values = [(file, line, row[j]) for file, line, row in cells if row[j] not in missing]
+        if name == settings.label_column:
+            readings.append(ColumnReading(name, "label", "data.table.label_column"))
+        elif name not in features:
+            readings.append(ColumnReading(name, "ignored", "data.table.ignore_columns" if name in settings.ignore_columns else "not in data.table.feature_columns"))
+        elif name in forced:
+            readings.append(ColumnReading(name, "category", "data.table.categorical_columns"))
+        elif not values:
+            readings.append(ColumnReading(name, "ignored", "every value is missing"))
+        else:
+            readings.append(_reading(name, values, settings))
+    return readings
+
+
+def _reading(name: str, values: list[tuple[Path, int, str]], settings) -> ColumnReading:
+    numbers = [_as_number(value) for _, _, value in values]
+    finite = sum(n is not None and np.isfinite(n) for n in numbers)
+    if finite == len(values):
+        return ColumnReading(name, "number", "every value is a number")
+    if finite >= MOSTLY_NUMBERS * len(values):
+        bad = [(str(file), line, value) for (file, line, value), n in zip(values, numbers) if n is None or not np.isfinite(n)]
+        return ColumnReading(name, "number", f"{finite:,} of {len(values):,} values are numbers", bad)
+    distinct = {value for _, _, value in values}
+    words = sum(len(value.split()) for _, _, value in values) / len(values)
+    if len(distinct) > settings.max_categories and (len(distinct) >= len(values) / 2 or words >= TEXT_WORDS):
+        return ColumnReading(
+            name, "text", f"{len(distinct):,} different values, {words:.1f} words each on average: free text or names; "
+            "tables take no text column yet: add it to data.table.categorical_columns to use its most frequent values, or to ignore_columns"
+        )
+    return ColumnReading(name, "category", f"{len(distinct):,} different value{'s' if len(distinct) != 1 else ''}{'' if len(distinct) <= settings.max_categories else f', the {settings.max_categories} most frequent kept'}")
+
+
+def bad_value_errors(readings: list[ColumnReading], limit: int = 10) -> list[str]:
+    """One line per value that does not fit its column (`bad_values: error`)."""
+    found = [(file, line, reading.name, value) for reading in readings for file, line, value in reading.bad]
+    lines = [f"{file}:{line}: column '{name}': {value!r} is not a finite number (its other values are numbers)" for file, line, name, value in sorted(found, key=lambda f: (f[0], f[1]))[:limit]]
+    if len(found) > limit:
+        lines.append(f"... and {len(found) - limit} more values that do not fit their column")
+    if lines:
+        lines[-1] += "; set data.table.bad_values: missing (read as missing) or drop_row (leave the row out) to go on"
+    return lines
+
+
+_READINGS: dict = {}
+
+
+def readings_of(files: list[Path], settings) -> list[ColumnReading]:
+    """column_readings, once per process for the same files and settings (preflight, then build)."""
+    key = (tuple((str(f), f.stat().st_mtime_ns) for f in files), settings.model_dump_json())
+    if key not in _READINGS:
+        _READINGS[key] = column_readings(files, settings)
+    return _READINGS[key]
+
+
+class CsvTable:
+    """The `load_split` of a table: (cells (rows, used columns) as strings, labels) per split."""
+
+    def __init__(self, settings, files: list[Path]):
         self.settings = settings
         self.missing = {value.strip() for value in settings.missing_values}
+        self.readings = readings_of(files, settings)
+        self.features = [r.name for r in self.readings if r.used]
+        self.kinds = {r.name: r.kind for r in self.readings if r.used}
         self.dropped = 0  # rows without a label, over every split read
+        self.handled: Counter = Counter()  # rows dropped or values read as missing, and why
 
     def available_splits(self, path: Path) -> set[str]:
         return {p.stem for p in path.glob("*.csv")} if path.is_dir() else set()
@@ -71,25 +184,44 @@ class CsvTable:
         file = csv_file(path, split)
         if not file.exists():
             raise RunFailed(f"data.path: no {file.name} for split '{split}' in {path}")
-        with open(file, newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
-            header = [name.strip() for name in next(reader, [])]
-            features = feature_columns(self.settings, header, file)
-            where = [header.index(c) for c in features]
-            label_at = header.index(self.settings.label_column)
-            cells, labels = [], []
-            for row in reader:
-                if not row:
-                    continue
-                row = [value.strip() for value in row] + [""] * (len(header) - len(row))
-                if row[label_at] in self.missing:
-                    self.dropped += 1
-                    continue
-                cells.append([row[i] for i in where])
-                labels.append(row[label_at])
-        self.features = features
-        x = np.array(cells, dtype=object).reshape(len(cells), len(features))
+        header, rows = read_rows(file)
+        where = [header.index(c) for c in self.features]
+        label_at = header.index(self.settings.label_column)
+        numbers = [k for k, name in enumerate(self.features) if self.kinds[name] == "number"]
+        cells, labels = [], []
+        for line, row in rows:
+            if row[label_at] in self.missing:
+                self.dropped += 1
+                continue
+            values = [row[i] for i in where]
+            if not self._keep(values, numbers, file, line):
+                continue
+            cells.append(values)
+            labels.append(row[label_at])
+        x = np.array(cells, dtype=object).reshape(len(cells), len(self.features))
         return x, _typed_labels(labels)
+
+    def _keep(self, values: list[str], numbers: list[int], file: Path, line: int) -> bool:
+        """Apply `bad_values` and `missing_numbers` to one row's values (in place); False: drop it."""
+        settings = self.settings
+        for k in numbers:
+            value = values[k]
+            if value in self.missing:
+                if settings.missing_numbers == "drop_row":
+                    self.handled["rows dropped: a missing number"] += 1
+                    return False
+                continue
+            number = _as_number(value)
+            if number is not None and np.isfinite(number):
+                continue
+            if settings.bad_values == "error":
+                raise ConfigError(f"{file}:{line}: column '{self.features[k]}': {value!r} is not a finite number; set data.table.bad_values: missing or drop_row to go on")
+            if settings.bad_values == "drop_row":
+                self.handled["rows dropped: a value that does not fit its column"] += 1
+                return False
+            self.handled["values read as missing: they do not fit their column"] += 1
+            values[k] = ""
+        return True
 
 
 def _typed_labels(labels: list[str]) -> np.ndarray:
@@ -118,6 +250,7 @@ class Column:
     mean: float = 0.0
     variance: float = 1.0
     has_missing: bool = False  # numeric: gaps in training, so the model gets a 0/1 missing feature
+    fill: float | None = None  # numeric: what a missing value becomes (unset: the mean)
     vocabulary: list[str] = field(default_factory=list)  # categorical, most frequent first
 
     @property
@@ -128,20 +261,25 @@ class Column:
 @dataclass
 class TableSpec:
     columns: list[Column]
+    rows_handled: dict = field(default_factory=dict)  # rows dropped or values read as missing, and why
 
     @classmethod
-    def fit(cls, cells: np.ndarray, features: list[str], settings) -> "TableSpec":
-        """Column kinds, statistics and vocabularies from the training split's cells only."""
+    def fit(cls, cells: np.ndarray, features: list[str], settings, kinds: dict[str, str] | None = None) -> "TableSpec":
+        """Statistics and vocabularies from the training split's cells only; `kinds`: each
+        column's reading (number or category), else from the cells."""
         missing = {value.strip() for value in settings.missing_values}
         forced = set(settings.categorical_columns or [])
         columns = []
         for j, name in enumerate(features):
             values = [v for v in cells[:, j] if v not in missing]
             numbers = [_as_number(v) for v in values]
-            if name not in forced and all(n is not None for n in numbers):
-                present = np.array(numbers, dtype=np.float64)
+            number = kinds[name] == "number" if kinds else name not in forced and all(n is not None for n in numbers)
+            if number:
+                present = np.array([n for n in numbers if n is not None], dtype=np.float64)
                 mean, variance = (float(present.mean()), float(present.var())) if len(present) else (0.0, 1.0)
-                columns.append(Column(name, "numeric", mean, variance, has_missing=len(values) < len(cells)))
+                fill = settings.fill_value if settings.missing_numbers == "constant" else mean
+                indicator = settings.missing_numbers == "indicator" and len(values) < len(cells)
+                columns.append(Column(name, "numeric", mean, variance, has_missing=indicator, fill=fill))
             else:
                 counts = Counter(v if v not in missing else "" for v in cells[:, j])
                 vocabulary = [value for value, _ in counts.most_common(settings.max_categories)]

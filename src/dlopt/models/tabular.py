@@ -45,7 +45,7 @@ def encode(inputs: dict, spec):
     for column in spec.columns:
         x = inputs[column.input]
         if column.kind == "numeric":
-            filled = FillMissing(column.mean, name=f"{column.input}_fill")(x)
+            filled = FillMissing(column.mean if column.fill is None else column.fill, name=f"{column.input}_fill")(x)
             features.append(keras.layers.Normalization(mean=column.mean, variance=column.variance, name=f"{column.input}_standardize")(filled))
             if column.has_missing:
                 features.append(IsMissing(name=f"{column.input}_missing")(x))
