@@ -127,6 +127,50 @@ def test_predict_rejects_wrong_inputs_in_one_line(run, cli, tmp_path, make, mess
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
+def test_predict_brings_image_files_into_the_training_range_and_warns_about_inputs_unlike_it(tmp_path, cli):
+    """scikit-learn's digits are ink counts 0-16: a PNG of one (0-255) is scaled to that range
+    before the model sees it, and an array of 0-255 values is named in a warning."""
+    import tensorflow as tf
+    from sklearn.datasets import load_digits
+
+    from conftest import write_config
+
+    config = {
+        "name": "digits",
+        "seed": 1,
+        "data": {"source": "sklearn", "name": "digits", "splits": {"train": "all[:80%]", "test": "all[80%:]"}, "batch_size": 32, "preprocess": {"rescale": 0.0625}},
+        "model": {"type": "cnn", "blocks": [{"filters": 8}], "dense": [32]},
+        "optimizer": {"type": "adam", "learning_rate": 0.003},
+        "train": {"epochs": 6, "progress": "none"},
+    }
+    code, out, err = cli("train", write_config(tmp_path / "d.yaml", config), "--runs-dir", tmp_path / "runs", "--json")
+    assert code == 0, err
+    run = Path(json.loads(out)["run_dir"])
+    statistics = json.loads((run / "inputs.json").read_text())
+    assert statistics["value_max"] == 16.0 and statistics["min"] == 0.0 and statistics["max"] == 16.0
+    digits = load_digits()
+    pngs = []
+    for i in range(10):  # ten digits saved as 8-bit images, as a user draws or exports them
+        png = tmp_path / f"digit{i}.png"
+        png.write_bytes(tf.io.encode_png((digits.images[i] * 255 / 16).round().astype(np.uint8)[..., None]).numpy())
+        pngs.append(png)
+    code, out, err = cli("predict", run, *pngs, "--json")
+    assert code == 0 and "warning" not in err, err
+    results = json.loads(out)
+    assert not any("warnings" in r for r in results)
+    np.save(tmp_path / "as_trained.npy", digits.images[:10][..., None])  # the same digits as the source gives them
+    code, out, err = cli("predict", run, tmp_path / "as_trained.npy", "--json")
+    as_trained = json.loads(out)
+    # the PNGs get the answers the source's own values get (8-bit rounding may move one)
+    assert sum(a["class"] == b["class"] for a, b in zip(results, as_trained)) >= 9, (results, as_trained)
+    assert sum(r["class"] == digits.target[i] for i, r in enumerate(results)) >= 7, results
+    np.save(tmp_path / "bright.npy", (digits.images[:2] * 255 / 16)[..., None])  # 0-255 values: 16x too bright
+    code, out, err = cli("predict", run, tmp_path / "bright.npy", "--json")
+    assert code == 0
+    warned = json.loads(out)[0]["warnings"]
+    assert "of its values lie outside the training inputs' range 0 to 16" in warned[0] and warned[0] in err
+
+
 def test_predict_text_lines(tmp_path, cli):
     from test_sequences import text_config, trained_run, write_reviews_folder
 
@@ -146,6 +190,9 @@ def test_predict_text_lines(tmp_path, cli):
     probabilities = saved.predict(tf.constant(["loved it indeed", "awful acting", "superb story"]), verbose=0)
     assert [r["name"] for r in results] == [summary["class_names"][i] for i in probabilities.argmax(1)]
     assert [r["probability"] for r in results] == pytest.approx(probabilities.max(1).tolist(), abs=1e-5)
+    assert not any("warnings" in r for r in results)  # words it knows
+    code, out, err = cli("predict", run, "zorgle blimfax quuxen wibble", "--json")  # words it never saw
+    assert code == 0 and "% of its words are unknown to the model" in json.loads(out)[0]["warnings"][0] and "warning: " in err
 
 
 def test_summary_command_shows_layers_and_flops(tmp_path, cli, idx_dir):

@@ -524,6 +524,9 @@ def predict(run_dir, inputs, checkpoint, top_k, as_json):
 
     run_dir = _run(run_dir, for_writing=False)  # predict only reads the run
     results = run_predict(run_dir, list(inputs), checkpoint, top_k)
+    for result in results:  # an input unlike anything the model was trained on: said, never silent
+        for warning in result.get("warnings", []):
+            console.warn(warning)
     if as_json:
         click.echo(json.dumps(results))
         return

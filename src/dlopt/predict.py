@@ -1,7 +1,9 @@
 """`dlopt predict`: run a finished run's model on image files, .npy/.npz arrays or text.
 
-Inputs are raw, as the data source gave them (pixel values 0-255 for images): the saved model holds
-its own rescaling, standardisation and text vectorisation.
+Inputs are raw, as the data source gave them: the saved model holds its own rescaling,
+standardisation and text vectorisation. An image file (0-255) is brought into the value range the
+run's source gave (0-16 for scikit-learn's digits), and an input unlike the training inputs (its
+range, its mean, its share of unknown words: RUN/inputs.json) is named in a warning.
 """
 
 from __future__ import annotations
@@ -63,8 +65,9 @@ def read_array(path: Path, shape: tuple) -> np.ndarray:
     raise ConfigError(f"{path}: expected an array of shape {tuple(shape)} or (N, {', '.join(map(str, shape))}), got {array.shape}")
 
 
-def gather(inputs: list[str], shape: tuple, text: bool, image_settings=None) -> tuple[list[str], np.ndarray]:
-    """(a label per example, the examples): text models read lines of files or the argument itself."""
+def gather(inputs: list[str], shape: tuple, text: bool, image_settings=None, value_max: float | None = None) -> tuple[list[str], np.ndarray]:
+    """(a label per example, the examples): text models read lines of files or the argument itself.
+    `value_max`: the largest value the run's source gave; image files (0-255) are scaled to it."""
     labels, examples = [], []
     for item in inputs:
         path = Path(item)
@@ -85,7 +88,8 @@ def gather(inputs: list[str], shape: tuple, text: bool, image_settings=None) -> 
             examples += list(batch)
         elif path.suffix.lower() in IMAGE_SUFFIXES:
             labels.append(item)
-            examples.append(read_image(path, shape, image_settings))
+            image = read_image(path, shape, image_settings)
+            examples.append(image * (value_max / 255.0) if value_max and value_max != 255.0 else image)
         else:
             raise ConfigError(f"{item}: expected an image ({', '.join(IMAGE_SUFFIXES)}) or a .npy/.npz array")
     if not examples:
@@ -105,6 +109,11 @@ def predict(run_dir: Path, inputs: list[str], checkpoint: str = "best", top_k: i
     config, model, _ = load_run_model(run_dir, checkpoint)  # before TensorFlow starts: the run's kernel settings
     import tensorflow as tf
 
+    from .runs import RunFolder, read_json_if_any
+
+    statistics = read_json_if_any(RunFolder(run_dir).inputs)
+    warnings: dict[str, list[str]] = {}
+
     if len(model.inputs) > 1 or config.data.table is not None:  # a table: raw rows, one input per column
         from .data.tabular import rows_from
 
@@ -114,15 +123,16 @@ def predict(run_dir: Path, inputs: list[str], checkpoint: str = "best", top_k: i
         spec = model.inputs[0]
         text = spec.dtype == "string"
         image_settings = config.data.image if config.data.source == "image_folder" else None
-        labels, examples = gather(inputs, tuple(spec.shape[1:]), text, image_settings)
+        labels, examples = gather(inputs, tuple(spec.shape[1:]), text, image_settings, statistics.get("value_max"))
         batch = tf.constant(examples.astype(str)) if text else examples
+        warnings = _domain_warnings(model, labels, examples, text, statistics)
     averaged = tta.wrap(model, config.data.tta)  # the same views as the run's test evaluation
     outputs = np.asarray(averaged.predict(batch, verbose=0, batch_size=256), dtype=np.float64)
     class_names = run_summary(run_dir).get("class_names") or config.data.class_names
     activation = _head_activation(model)
     results = []
     for label, output in zip(labels, outputs):
-        result = {"input": label}
+        result = {"input": label, **({"warnings": warnings[label]} if warnings.get(label) else {})}
         if activation == "softmax":
             order = np.argsort(-output)[:top_k]
             ranked = [{"class": int(i), **({"name": class_names[i]} if class_names else {}), "probability": float(output[i])} for i in order]
@@ -137,3 +147,24 @@ def predict(run_dir: Path, inputs: list[str], checkpoint: str = "best", top_k: i
             result["values"] = output.reshape(-1).tolist() if output.ndim else [float(output)]
         results.append(result)
     return results
+
+
+def _domain_warnings(model, labels: list[str], examples: np.ndarray, text: bool, statistics: dict) -> dict[str, list[str]]:
+    """label -> why that input is unlike the training inputs (nothing when it is like them)."""
+    from .data.statistics import domain_warnings, text_warning
+
+    if not statistics:
+        return {}
+    if not text:
+        return {label: domain_warnings(label, np.asarray(x), statistics) for label, x in zip(labels, examples)}
+    from .models.finetune import leaf_layers
+
+    vectorizer = next((layer for layer in leaf_layers(model) if type(layer).__name__ == "TextVectorization"), None)
+    if vectorizer is None:
+        return {}
+    ids = np.asarray(vectorizer(examples.astype(str)))
+    found = {}
+    for label, row in zip(labels, ids):
+        words = row[row > 0]
+        found[label] = text_warning(label, float(np.mean(words == 1)) if words.size else 1.0, statistics)
+    return found

@@ -259,6 +259,8 @@ def _train_run(config: Config, run: lifecycle.Run, placement, progress: str, tri
     """The steps of one run, in its folder: data, model, fit, test, summary."""
     config = _seeded(config, placement)
     data = data_module.build(config)
+    if data.input_statistics is not None and isinstance(run.record, runs.RunRecord):  # not a worker's scratch: predict compares inputs with these
+        runs.write_json(run.folder.inputs, data.input_statistics)
     if data.table is not None and data.table.rows_handled:  # what bad or missing values cost, on record
         run.record.data["rows_handled"] = data.table.rows_handled
         getattr(run.record, "save", lambda: None)()

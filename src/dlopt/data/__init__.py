@@ -19,6 +19,7 @@ from ..objectives import Objective
 from . import augment
 from .pipeline import batched, feature_statistics
 from .source import Split, source_for
+from .statistics import input_statistics
 
 ROLES = ("train", "val", "test")
 
@@ -44,6 +45,7 @@ class Data:
     table: Any = None  # tables: the TableSpec the model's input layers are built from
     epoch: Any = None  # a tf.Variable the fit loop sets to the epoch: the training order is drawn from it
     random_states: Any = None  # () -> the augmentation layers' random-number state variables
+    input_statistics: dict | None = None  # the training inputs' range, means, ... (data/statistics.py)
 
     @property
     def label_format(self) -> str:  # sparse | onehot | binary | value
@@ -268,6 +270,11 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
     mean = variance = None
     if with_statistics and data.preprocess.standardize != "none" and not inputs.is_text:
         mean, variance = feature_statistics(train, data.preprocess.rescale or 1.0, per_channel=data.preprocess.standardize == "per_channel")
+    statistics = None
+    if with_statistics and read.table is None:
+        raw = train.arrays[0].dtype if train.arrays is not None else np.dtype(train.dataset.element_spec[0].dtype.as_numpy_dtype)
+        value_max = read.value_max or (255.0 if raw == np.uint8 else None)
+        statistics = input_statistics(train, inputs.shape, value_max, inputs.vectorizer)
     batch_size = train.count if data.batch_size == "full" else data.batch_size
     pipelines, epoch = _pipelines(config, splits, roles, batch_size, objective, num_classes, inputs.augment_batch, for_training)
     return Data(
@@ -290,4 +297,5 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
         epoch=epoch,
         random_states=getattr(inputs.augment_batch, "random_states", None),
         table=read.table,
+        input_statistics=statistics,
     )

@@ -55,3 +55,6 @@ class BundledSource(ArraySource):
 
     def source_class_names(self):
         return self.bundled.class_names()
+
+    def value_max(self):
+        return 16.0 if self.bundled.name == "digits" else None  # 8x8 digits: ink counts 0-16, not 8-bit pixels

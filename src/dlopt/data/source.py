@@ -41,6 +41,7 @@ class SplitsRead:
     metadata_classes: int | None = None
     series: Any = None  # time series: scaling and test windows, for the forecast report
     table: Any = None  # tables: the TableSpec the model's input layers are built from
+    value_max: float | None = None  # the largest value the source gives (16 for scikit-learn's digits)
 
 
 class Source(Protocol):
@@ -77,6 +78,10 @@ class ArraySource:
     def source_class_names(self) -> list[str] | None:
         return None
 
+    def value_max(self) -> float | None:
+        """The largest value an input can take, when the source knows it (8-bit images: 255)."""
+        return None
+
     def preflight(self) -> None:
         if SOURCES.get(self.data.source).files and not self.path.exists():
             raise ConfigError(f"data.path: no such file or folder: {self.data.path}")
@@ -88,7 +93,7 @@ class ArraySource:
     def read(self, wanted, roles) -> SplitsRead:
         splits, names = self._array_splits(wanted)
         class_names = class_names_to_ids(splits) or self.source_class_names()
-        return SplitsRead(splits, names, class_names)
+        return SplitsRead(splits, names, class_names, value_max=self.value_max())
 
     def _array_splits(self, roles) -> tuple[dict[str, Split], dict[str, str]]:
         data = self.data

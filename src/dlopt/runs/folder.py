@@ -49,6 +49,11 @@ class RunFolder:
     def summary(self) -> Path:
         return self.path / "summary.json"
 
+    @property
+    def inputs(self) -> Path:
+        """The training inputs' statistics, which `predict` compares its inputs with."""
+        return self.path / "inputs.json"
+
     # saved models
     @property
     def checkpoints(self) -> Path:

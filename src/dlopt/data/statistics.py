@@ -1,0 +1,76 @@
+"""What the training inputs looked like, kept with the run (RUN/inputs.json) so that `dlopt predict`
+can bring an input into the same value range and say when one is unlike anything trained on: the
+value range, the mean and spread per channel and of each example's mean, the input shape, the
+largest value the source gives (255 for 8-bit pixels, 16 for scikit-learn's digits), and for text
+the share of words the vocabulary did not know."""
+
+from __future__ import annotations
+
+import numpy as np
+
+SAMPLE = 20_000  # training examples read for the statistics, at most
+
+
+def _examples(split) -> np.ndarray:
+    if split.arrays is not None:
+        x = split.arrays[0]
+        return x[np.linspace(0, len(x) - 1, min(len(x), SAMPLE)).astype(int)] if len(x) > SAMPLE else x
+    chunks, seen = [], 0
+    for x, _ in split.dataset.batch(1024).as_numpy_iterator():
+        chunks.append(x)
+        seen += len(x)
+        if seen >= SAMPLE:
+            break
+    return np.concatenate(chunks)
+
+
+def input_statistics(train, input_shape: tuple, value_max: float | None, vectorizer=None) -> dict:
+    """The statistics of the training split's inputs (a sample of at most SAMPLE examples)."""
+    stats: dict = {"shape": list(input_shape)}
+    x = _examples(train)
+    if vectorizer is not None:  # text: the share of tokens out of the vocabulary (id 1)
+        ids = np.asarray(vectorizer(x[:SAMPLE].astype(str)))
+        words = ids[ids > 0]
+        stats["unknown_word_share"] = float(np.mean(words == 1)) if words.size else 0.0
+        return stats
+    if x.dtype.kind not in "fiub":
+        return stats
+    x = x.astype(np.float64)
+    per_example = x.reshape(len(x), -1).mean(axis=1)
+    channels = x.reshape(-1, x.shape[-1]) if x.ndim > 2 else x.reshape(-1, 1)
+    stats.update(
+        min=float(x.min()),
+        max=float(x.max()),
+        mean=channels.mean(axis=0).tolist(),
+        std=channels.std(axis=0).tolist(),
+        example_mean={"mean": float(per_example.mean()), "std": float(per_example.std())},
+    )
+    if value_max is not None:
+        stats["value_max"] = value_max
+    return stats
+
+
+def domain_warnings(label: str, x: np.ndarray, stats: dict) -> list[str]:
+    """Why an input `x` (one example, as the model takes it) is unlike the training inputs: its
+    values outside their range, its mean far from theirs. Empty when it looks like them."""
+    if "min" not in stats or x.dtype.kind not in "fiub":
+        return []
+    low, high = stats["min"], stats["max"]
+    span = max(high - low, 1e-12)
+    outside = np.mean((x < low - 0.05 * span) | (x > high + 0.05 * span))
+    found = []
+    if outside > 0.01:
+        found.append(f"{label}: {outside:.0%} of its values lie outside the training inputs' range {low:.4g} to {high:.4g} (this input: {x.min():.4g} to {x.max():.4g})")
+    typical = stats["example_mean"]
+    z = abs(float(x.mean()) - typical["mean"]) / max(typical["std"], 1e-12)
+    if z > 4:
+        found.append(f"{label}: its mean value {x.mean():.4g} is {z:.0f} standard deviations from the training inputs' ({typical['mean']:.4g} +- {typical['std']:.2g})")
+    return found
+
+
+def text_warning(label: str, unknown_share: float, stats: dict) -> list[str]:
+    """A text whose share of unknown words is far above the training texts'."""
+    trained = stats.get("unknown_word_share")
+    if trained is None or unknown_share <= max(2 * trained, trained + 0.25):
+        return []
+    return [f"{label}: {unknown_share:.0%} of its words are unknown to the model ({trained:.0%} in the training texts)"]
