@@ -109,8 +109,8 @@ class Registry(Generic[T]):
         members = tuple(self._items.values())
         return typing.Annotated[Union[members], Field(discriminator="type")]
 
-    def __contains__(self, name: str) -> bool:
-        return name in self._items
+    def __contains__(self, name) -> bool:
+        return isinstance(name, str) and name in self._items  # a config may hold anything here
 
     def __iter__(self):
         return iter(self._items)

@@ -72,7 +72,7 @@ class TableConfig(Section):
     and values that do not fit their column: `missing_numbers`, `bad_values`."""
 
     label_column: str = Field(..., description="The column to predict: class names or ids (classification), or numbers (regression, or see `data.task`).")
-    feature_columns: Optional[list[str]] = Field(None, description="Input columns; unset: every column but the label and `ignore_columns`.")
+    feature_columns: Optional[Annotated[list[str], Field(min_length=1)]] = Field(None, description="Input columns; unset: every column but the label and `ignore_columns`.")
     categorical_columns: Optional[list[str]] = Field(
         None, description="Columns read as categories even when their values are numbers (codes, years); columns with any non-numeric value are categorical anyway."
     )

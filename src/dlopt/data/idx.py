@@ -58,7 +58,7 @@ def load_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     images = read_idx(find_file(folder, split, "images"))
     labels = read_idx(find_file(folder, split, "labels"))
     if len(images) != len(labels):
-        raise RunFailed(f"data.path: split '{split}' has {len(images)} images but {len(labels)} labels")
+        raise RunFailed(f"data.path: {folder}: split '{split}' has {len(images)} images but {len(labels)} labels")
     if images.ndim == 3:  # grayscale HxW -> HxWx1, what conv layers expect
         images = images[..., None]
     return images, labels

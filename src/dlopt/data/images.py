@@ -124,7 +124,8 @@ def decoded_split(paths: np.ndarray, labels: np.ndarray, settings, *, cache, cac
             raise RunFailed(f"data.path: {paths[skipped[0]]} is not a readable image ({len(skipped)} such file{'s' if len(skipped) > 1 else ''}); remove it or set data.skip_bad_files: true")
         bad.paths += [str(paths[i]) for i in skipped]
     if not len(kept):
-        raise RunFailed(f"data.path: none of the {len(paths)} files of split '{cache_name}' is a readable image")
+        folders = sorted({str(Path(str(path)).parent.parent) for path in paths})
+        raise RunFailed(f"data.path: none of the {len(paths)} files of split '{cache_name}' in {', '.join(folders)} is a readable image (the first: {paths[0]})")
     different = next((j for j, shape in enumerate(shapes) if shape != shapes[0]), None)
     if different is not None:
         first, other = paths[kept[0]], paths[kept[different]]

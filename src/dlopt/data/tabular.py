@@ -38,6 +38,10 @@ def read_header(file: Path) -> list[str]:
             return [name.strip() for name in next(csv.reader(handle), [])]
     except OSError as exc:
         raise ConfigError(f"data.path: cannot read {file}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: byte {exc.start}: not UTF-8 text; save the table as UTF-8") from None
+    except csv.Error as exc:
+        raise ConfigError(f"{file}: not a readable CSV file: {exc}") from None
 
 
 def feature_columns(settings, header: list[str], file) -> list[str]:
@@ -50,7 +54,7 @@ def feature_columns(settings, header: list[str], file) -> list[str]:
             raise ConfigError(f"data.table.{key}: {file} has no column '{missing[0]}' (has: {', '.join(header)})")
     features = settings.feature_columns or [c for c in header if c != settings.label_column and c not in settings.ignore_columns]
     if settings.label_column in features:
-        raise ConfigError(f"data.table.feature_columns: '{settings.label_column}' is the label column")
+        raise ConfigError(f"data.table.feature_columns: '{settings.label_column}' is the label column of {file}, not a feature")
     if not features:
         raise ConfigError(f"data.table: {file} has no feature column left besides the label '{settings.label_column}'")
     return features
