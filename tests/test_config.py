@@ -257,3 +257,22 @@ def test_a_misspelt_config_file_gets_a_did_you_mean(cfg):
     path = cfg(name="cnn_digits.yaml")
     message = error_of(path.with_name("cnn_digit.yaml"))
     assert message == f"{path.with_name('cnn_digit.yaml')}: config file not found (did you mean '{path}'?)"
+
+
+def test_a_typo_hides_none_of_the_other_mistakes(cfg):
+    path = cfg(
+        "name: x\n"
+        "trian: {epochs: 3}\n"
+        "data: {source: idx, path: /x, batch_sise: 3, batch_size: -1}\n"
+        "model: {type: cnn, blocks: [{filters: 0, kernal_size: 3}]}\n"
+        "optimizer: {type: adam, learning_rate: -1, beta1: 0.9}\n"
+    )
+    assert error_of(path).splitlines() == [
+        f"{path}:2: trian: unknown key 'trian' (did you mean 'train'?)",
+        f"{path}:3: data.batch_sise: unknown key 'batch_sise' (did you mean 'batch_size'?)",
+        f"{path}:3: data.batch_size: expected greater than 0, got -1",
+        f"{path}:4: model.blocks[0].kernal_size: unknown key 'kernal_size' (did you mean 'kernel_size'?)",
+        f"{path}:4: model.blocks[0].filters: expected greater than 0, got 0",
+        f"{path}:5: optimizer.beta1: unknown key 'beta1' (did you mean 'beta_1'?)",
+        f"{path}:5: optimizer.learning_rate: expected greater than 0, got -1",
+    ]

@@ -312,11 +312,70 @@ def _where(path: KeyPath, lines: dict, fallback: str) -> str:
 
 def validate(data: dict, lines: dict, source: str, schema=Config, prefix: KeyPath = ()):
     """The typed config (or the `schema` section found at `prefix`), or one ConfigError listing
-    every mistake, a line each with its file:line."""
+    every mistake, a line each with its file:line. Unknown keys are found first, in every section,
+    and left out of the validation, so a typo hides none of the other mistakes."""
+    unknown: list[tuple[KeyPath, str]] = []
+    known_only = _without_unknown_keys(data, schema, (), unknown)
+    found = [f"{_where(prefix + path, lines, source)}: {format_path(prefix + path)}: {message}" for path, message in unknown]
     try:
-        return schema.model_validate(data)
+        config = schema.model_validate(known_only)
     except ValidationError as exc:
-        raise ConfigError("\n".join(error_lines(exc, data, lines, source, prefix))) from None
+        found += error_lines(exc, known_only, lines, source, prefix)
+    if found:
+        raise ConfigError("\n".join(sorted(dict.fromkeys(found), key=_line_order))) from None
+    return config
+
+
+def _sections(annotation) -> list[type]:
+    """The Section classes a field's annotation allows (through Optional, unions and Annotated)."""
+    import typing
+
+    from .schema_base import Section
+
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _sections(typing.get_args(annotation)[0])
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return [cls for arg in typing.get_args(annotation) for cls in _sections(arg)]
+    return [annotation] if isinstance(annotation, type) and issubclass(annotation, Section) else []
+
+
+def _section_for(annotation, value: dict):
+    """The one Section class that reads `value`: the only one allowed, or the union member whose
+    `type` tag the value names (None when no single one does)."""
+    import typing
+
+    members = _sections(annotation)
+    if len(members) == 1:
+        return members[0]
+    tagged = [cls for cls in members if "type" in cls.model_fields and value.get("type") in (typing.get_args(cls.model_fields["type"].annotation) or ())]
+    return tagged[0] if len(tagged) == 1 else None
+
+
+def _without_unknown_keys(data, schema, path: KeyPath, unknown: list) -> Any:
+    """`data` without the keys `schema` does not take (recorded in `unknown` with a did-you-mean),
+    down through every section, list of sections and `type`-tagged union it holds."""
+    import typing
+
+    if not isinstance(data, dict) or schema.model_config.get("extra") != "forbid":
+        return data
+    known = schema.model_fields
+    kept = {}
+    for key, value in data.items():
+        if key not in known:
+            hint = did_you_mean(key, known) or f" (expected one of: {', '.join(sorted(known))})"
+            unknown.append((path + (key,), f"unknown key '{key}'{hint}"))
+            continue
+        annotation = known[key].annotation
+        if isinstance(value, dict):
+            section = _section_for(annotation, value)
+            value = _without_unknown_keys(value, section, path + (key,), unknown) if section else value
+        elif isinstance(value, list):
+            item_type = next((typing.get_args(a)[0] for a in [annotation, *typing.get_args(annotation)] if typing.get_origin(a) is list), None)
+            if item_type is not None:
+                value = [_without_unknown_keys(item, _section_for(item_type, item), path + (key, i), unknown) if isinstance(item, dict) and _section_for(item_type, item) else item for i, item in enumerate(value)]
+        kept[key] = value
+    return kept
 
 
 def error_lines(exc: ValidationError, data: Any, lines: dict, source: str, prefix: KeyPath = ()) -> list[str]:
