@@ -276,3 +276,27 @@ def test_a_typo_hides_none_of_the_other_mistakes(cfg):
         f"{path}:5: optimizer.beta1: unknown key 'beta1' (did you mean 'beta_1'?)",
         f"{path}:5: optimizer.learning_rate: expected greater than 0, got -1",
     ]
+
+
+def test_an_unknown_type_hides_none_of_its_sections_other_mistakes(cfg):
+    path = cfg("data: {source: idx, path: /x}\nmodel: {type: mlp}\noptimizer: {type: adamm, learning_rate: -1}\n")
+    assert error_of(path).splitlines() == [
+        f"{path}:3: optimizer.type: unknown type 'adamm' (did you mean 'adam'?); expected one of: sgd, adagrad, rmsprop, adam, adamw",
+        f"{path}:3: optimizer.learning_rate: expected greater than 0, got -1",
+    ]
+
+
+def test_every_mistake_of_a_search_section_at_once(cfg):
+    from dlopt.search.spec import load_search
+
+    path = cfg(
+        "data: {source: sklearn, name: iris}\nmodel: {type: mlp}\nsearch:\n  trials: 0\n  params:\n"
+        "    optimizer.learning_rate: {type: float, low: 0.1, high: 0.01}\n"
+        "    model.dropoutt: {type: float, low: 0.0, high: 0.5}\n"
+        "    model.layers: {type: categorical, choices: [[8], [-3]]}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_search(path)
+    lines = str(info.value).splitlines()
+    assert [line.split(":")[1] for line in lines] == ["4", "6", "7", "8"], lines
+    assert "model.dropoutt is not a config key" in lines[2] and "choices[1] [-3] is not accepted by model.layers" in lines[3]

@@ -304,6 +304,10 @@ def test_table_trains_evaluates_predicts_raw_rows_and_exports(tmp_path, cli):
     assert [p["input"] for p in predicted] == [f"{rows}:2", f"{rows}:3", "row 3"]
     assert predicted[0]["name"] == "chinstrap" and predicted[2]["name"] == "adelie"
     assert all(0 <= p["probability"] <= 1 for p in predicted)  # a row of missing values still predicts
+    assert not any("warnings" in p for p in predicted)
+    code, out, err = cli("predict", run, '{"bill": 400, "island": "north", "year": 2008}', "--json")  # a bill ten times any seen
+    assert code == 0 and json.loads(out)[0]["warnings"] == [f"row 1: column 'bill' is 400, outside its training range {json.loads((run / 'inputs.json').read_text())['columns']['bill']['min']:.4g} to {json.loads((run / 'inputs.json').read_text())['columns']['bill']['max']:.4g}"]
+    assert "warning: row 1: column 'bill' is 400" in err
 
     # the exported SavedModel takes the raw columns, no dlopt needed
     code, out, err = cli("export", run, "--format", "saved_model")

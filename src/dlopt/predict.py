@@ -119,6 +119,9 @@ def predict(run_dir: Path, inputs: list[str], checkpoint: str = "best", top_k: i
 
         labels, columns = rows_from(inputs, {t.name: str(t.dtype) for t in model.inputs})
         batch = {name: tf.constant(values) for name, values in columns.items()}
+        from .data.statistics import row_warnings
+
+        warnings = {label: row_warnings(label, {name: values[i] for name, values in columns.items()}, statistics) for i, label in enumerate(labels)}
     else:
         spec = model.inputs[0]
         text = spec.dtype == "string"

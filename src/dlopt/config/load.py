@@ -315,14 +315,20 @@ def validate(data: dict, lines: dict, source: str, schema=Config, prefix: KeyPat
     every mistake, a line each with its file:line. Unknown keys are found first, in every section,
     and left out of the validation, so a typo hides none of the other mistakes."""
     unknown: list[tuple[KeyPath, str]] = []
-    known_only = _without_unknown_keys(data, schema, (), unknown)
+    untyped: list[tuple[KeyPath, type, dict]] = []
+    known_only = _without_unknown_keys(data, schema, (), unknown, untyped)
     found = [f"{_where(prefix + path, lines, source)}: {format_path(prefix + path)}: {message}" for path, message in unknown]
     try:
         config = schema.model_validate(known_only)
     except ValidationError as exc:
         found += error_lines(exc, known_only, lines, source, prefix)
+    for path, base, value in untyped:  # an unknown `type:` hides none of the keys every type shares
+        try:
+            base.model_validate(value)
+        except ValidationError as exc:
+            found += error_lines(exc, value, lines, source, prefix + path)
     if found:
-        raise ConfigError("\n".join(sorted(dict.fromkeys(found), key=_line_order))) from None
+        raise ConfigError("\n".join(sorted(dict.fromkeys(found), key=line_order))) from None
     return config
 
 
@@ -352,7 +358,19 @@ def _section_for(annotation, value: dict):
     return tagged[0] if len(tagged) == 1 else None
 
 
-def _without_unknown_keys(data, schema, path: KeyPath, unknown: list) -> Any:
+def _shared_base(annotation):
+    """The section class every member of a `type`-tagged union derives from (OptimizerBase, ...)."""
+    from .schema_base import Section
+
+    members = _sections(annotation)
+    if len(members) < 2:
+        return None
+    shared = set.intersection(*(set(cls.__mro__) for cls in members))
+    bases = [cls for cls in shared if isinstance(cls, type) and issubclass(cls, Section) and cls is not Section]
+    return max(bases, key=lambda cls: len(cls.__mro__)) if bases else None
+
+
+def _without_unknown_keys(data, schema, path: KeyPath, unknown: list, untyped: list | None = None) -> Any:
     """`data` without the keys `schema` does not take (recorded in `unknown` with a did-you-mean),
     down through every section, list of sections and `type`-tagged union it holds."""
     import typing
@@ -369,7 +387,10 @@ def _without_unknown_keys(data, schema, path: KeyPath, unknown: list) -> Any:
         annotation = known[key].annotation
         if isinstance(value, dict):
             section = _section_for(annotation, value)
-            value = _without_unknown_keys(value, section, path + (key,), unknown) if section else value
+            base = None if section else _shared_base(annotation)
+            if base is not None and untyped is not None:  # its type unknown: what every type takes is still checked
+                untyped.append((path + (key,), base, {k: v for k, v in value.items() if k in base.model_fields}))
+            value = _without_unknown_keys(value, section, path + (key,), unknown, untyped) if section else value
         elif isinstance(value, list):
             item_type = next((typing.get_args(a)[0] for a in [annotation, *typing.get_args(annotation)] if typing.get_origin(a) is list), None)
             if item_type is not None:
@@ -386,10 +407,10 @@ def error_lines(exc: ValidationError, data: Any, lines: dict, source: str, prefi
         path = prefix + _clean_path(error["loc"], data) + extra
         # a value that fits no member of a union: the first member's complaint is enough
         found.setdefault(path, f"{_where(path, lines, source)}: {format_path(path)}: {message}")
-    return sorted(found.values(), key=_line_order)
+    return sorted(found.values(), key=line_order)
 
 
-def _line_order(line: str) -> tuple:
+def line_order(line: str) -> tuple:
     """Errors as the file reads: by file, then line number; --set options after the file's."""
     where = re.match(r"^(.*?):(\d+): ", line)
     return (0, where[1], int(where[2])) if where else (1, line, 0)

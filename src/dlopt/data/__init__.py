@@ -19,7 +19,7 @@ from ..objectives import Objective
 from . import augment
 from .pipeline import batched, feature_statistics
 from .source import Split, source_for
-from .statistics import input_statistics
+from .statistics import input_statistics, table_statistics
 
 ROLES = ("train", "val", "test")
 
@@ -271,7 +271,9 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
     if with_statistics and data.preprocess.standardize != "none" and not inputs.is_text:
         mean, variance = feature_statistics(train, data.preprocess.rescale or 1.0, per_channel=data.preprocess.standardize == "per_channel")
     statistics = None
-    if with_statistics and read.table is None:
+    if with_statistics and read.table is not None:
+        statistics = table_statistics(read.table, train.arrays[0])
+    elif with_statistics:
         raw = train.arrays[0].dtype if train.arrays is not None else np.dtype(train.dataset.element_spec[0].dtype.as_numpy_dtype)
         value_max = read.value_max or (255.0 if raw == np.uint8 else None)
         statistics = input_statistics(train, inputs.shape, value_max, inputs.vectorizer)

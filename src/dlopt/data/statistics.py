@@ -50,6 +50,29 @@ def input_statistics(train, input_shape: tuple, value_max: float | None, vectori
     return stats
 
 
+def table_statistics(spec, inputs: dict) -> dict:
+    """Tables: each number column's training range, mean and spread (inputs: the model's inputs)."""
+    columns = {}
+    for column in spec.columns:
+        if column.kind == "numeric":
+            values = np.asarray(inputs[column.input], dtype=np.float64).reshape(-1)
+            values = values[np.isfinite(values)]
+            if values.size:
+                columns[column.name] = {"input": column.input, "min": float(values.min()), "max": float(values.max()), "mean": column.mean, "std": float(np.sqrt(column.variance))}
+    return {"columns": columns}
+
+
+def row_warnings(label: str, row: dict, stats: dict) -> list[str]:
+    """A table row's numbers outside their column's training range (5% of the span either side)."""
+    found = []
+    for name, column in (stats.get("columns") or {}).items():
+        value = float(np.asarray(row.get(column["input"], np.nan)).reshape(-1)[0])
+        span = max(column["max"] - column["min"], 1e-12)
+        if np.isfinite(value) and not column["min"] - 0.05 * span <= value <= column["max"] + 0.05 * span:
+            found.append(f"{label}: column '{name}' is {value:.4g}, outside its training range {column['min']:.4g} to {column['max']:.4g}")
+    return found
+
+
 def domain_warnings(label: str, x: np.ndarray, stats: dict) -> list[str]:
     """Why an input `x` (one example, as the model takes it) is unlike the training inputs: its
     values outside their range, its mean far from theirs. Empty when it looks like them."""

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..config.load import KeyPath, apply_overrides, describe_error, format_path, read_with_overrides, validate
+from ..config.load import KeyPath, line_order, apply_overrides, describe_error, format_path, read_with_overrides, validate
 from ..config.schema import Config
 from ..config.search import Choices, FloatRange, IntRange, Param, SearchConfig, choice_label  # noqa: F401  (the section's types, importable from here)
 from ..errors import ConfigError
@@ -64,22 +64,39 @@ def load_search(path: str | Path, overrides=()) -> Search:
     where = lines.get(("search",), str(path))
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: search: expected a mapping (params, trials, sampler, ...), got {type(raw).__name__}")
-    spec = validate(raw, lines, str(path), SearchConfig, ("search",))
-    search = Search(path, data, lines, spec)
-    problems = [problem for key, param in spec.params.items() for problem in _key_problems(search, key, param)]
+    validate(data, lines, str(path))  # the base config first: its keys are what the search sets
+    try:
+        spec, problems = validate(raw, lines, str(path), SearchConfig, ("search",)), []
+        params = spec.params
+    except ConfigError as exc:  # still check the keys of the ranges that are right in themselves
+        spec, problems, params = None, str(exc).splitlines(), _valid_params(raw)
+    problems += [problem for key, param in params.items() for problem in _key_problems(path, data, lines, key, param)]
     if problems:
-        raise ConfigError("\n".join(problems))
-    return search
+        raise ConfigError("\n".join(sorted(dict.fromkeys(problems), key=line_order)))
+    return Search(path, data, lines, spec)
 
 
-def _key_problems(search: Search, key: str, param) -> list[str]:
+def _valid_params(raw: dict) -> dict:
+    """The search ranges that validate on their own (the section as a whole did not)."""
+    from pydantic import TypeAdapter
+
+    adapter, valid = TypeAdapter(Param), {}
+    for key, value in (raw.get("params") or {}).items() if isinstance(raw.get("params"), dict) else ():
+        try:
+            valid[key] = adapter.validate_python(value)
+        except ValidationError:
+            pass
+    return valid
+
+
+def _key_problems(source: Path, data: dict, lines: dict, key: str, param) -> list[str]:
     """Why `key` cannot take the ends of its range, as error lines (none when it can)."""
     path: KeyPath = ("search", "params", key)
-    where = search.lines.get(path, str(search.path))
+    where = lines.get(path, str(source))
     for end, value in range_ends(param):
         try:
-            data, lines = apply_overrides(search.data, search.lines, [(override(key, value), f"{where}: {format_path(path)}")])
-            Config.model_validate(data)
+            data_set, _ = apply_overrides(data, lines, [(override(key, value), f"{where}: {format_path(path)}")])
+            Config.model_validate(data_set)
         except ConfigError as exc:
             return [str(exc)]
         except ValidationError as exc:
