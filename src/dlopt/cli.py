@@ -549,5 +549,35 @@ def predict(run_dir, inputs, checkpoint, top_k, as_json):
     stdout.print(table)
 
 
+@main.command()
+@click.argument("run_dir", metavar="RUN")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(0, 65535), help="Port (TF Serving's REST port by default).")
+@click.option("--checkpoint", default="best", show_default=True, type=click.Choice(["best", "last"]), help="Which saved model to serve.")
+@click.option("--max-batch-size", default=32, show_default=True, type=click.IntRange(min=1), help="Most examples in one model call (concurrent requests are gathered).")
+@click.option("--max-wait-ms", default=5.0, show_default=True, type=click.FloatRange(min=0), help="How long a request waits for others to join its batch.")
+@click.option("--max-request-bytes", default=10 << 20, show_default=True, type=click.IntRange(min=1), help="Larger request bodies are answered 413.")
+@reports_errors
+def serve(run_dir, host, port, checkpoint, max_batch_size, max_wait_ms, max_request_bytes):
+    """Serve a run's model over HTTP in TensorFlow Serving's REST shape, until Ctrl-C.
+
+    \b
+    Examples:
+      dlopt serve latest
+      curl -d '{"instances": [[...]]}' localhost:8501/v1/models/cnn_digits:predict
+      curl localhost:8501/v1/models/cnn_digits          # status, signature, class names
+    """
+    try:
+        import starlette  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise UsageError("dlopt serve needs Starlette and uvicorn: pip install 'dlopt[serve]'") from None
+    from .serve.app import make_app
+
+    app, name = make_app(_run(run_dir, for_writing=False), checkpoint, max_batch_size, max_wait_ms, max_request_bytes)
+    console.say(f"serving {name} on http://{host}:{port}/v1/models/{name} (POST :predict; GET for its signature; /healthz)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 if __name__ == "__main__":
     main()

@@ -97,7 +97,7 @@ def gather(inputs: list[str], shape: tuple, text: bool, image_settings=None, val
     return labels, np.array(examples, dtype=object if text else np.float32)
 
 
-def _head_activation(model) -> str | None:
+def head_activation(model) -> str | None:
     from .models.finetune import leaf_layers
 
     head = next((layer for layer in leaf_layers(model) if layer.name == "head"), None)
@@ -132,10 +132,15 @@ def predict(run_dir: Path, inputs: list[str], checkpoint: str = "best", top_k: i
     averaged = tta.wrap(model, config.data.tta)  # the same views as the run's test evaluation
     outputs = np.asarray(averaged.predict(batch, verbose=0, batch_size=256), dtype=np.float64)
     class_names = run_summary(run_dir).get("class_names") or config.data.class_names
-    activation = _head_activation(model)
+    results = answers(outputs, head_activation(model), class_names, top_k)
+    return [{"input": label, **({"warnings": warnings[label]} if warnings.get(label) else {}), **result} for label, result in zip(labels, results)]
+
+
+def answers(outputs: np.ndarray, activation: str | None, class_names: list[str] | None, top_k: int = 1) -> list[dict]:
+    """The model's outputs as answers: class, name and probability (and the top k), or values."""
     results = []
-    for label, output in zip(labels, outputs):
-        result = {"input": label, **({"warnings": warnings[label]} if warnings.get(label) else {})}
+    for output in outputs:
+        result = {}
         if activation == "softmax":
             order = np.argsort(-output)[:top_k]
             ranked = [{"class": int(i), **({"name": class_names[i]} if class_names else {}), "probability": float(output[i])} for i in order]

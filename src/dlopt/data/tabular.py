@@ -343,6 +343,11 @@ def rows_from(inputs: list[str], input_names: dict[str, str]) -> tuple[list[str]
         rows += new
     if not rows:
         raise ConfigError("no rows to predict")
+    return labels, rows_from_objects(rows, input_names)
+
+
+def rows_from_objects(rows: list[dict], input_names: dict[str, str]) -> dict[str, np.ndarray]:
+    """Rows (column: value objects) as the model's inputs; a missing key is a missing value."""
     known = set(input_names)
     unknown = sorted({input_name(k) for row in rows for k in row} - known)
     if unknown and not (known & {input_name(k) for row in rows for k in row}):
@@ -354,7 +359,7 @@ def rows_from(inputs: list[str], input_names: dict[str, str]) -> tuple[list[str]
             out[name] = np.array(["" if v is None else str(v).strip() for v in values], dtype=str).reshape(-1, 1)
         else:
             out[name] = np.array([_number_or_nan(v) for v in values], dtype=np.float32).reshape(-1, 1)
-    return labels, out
+    return out
 
 
 def _number_or_nan(value) -> float:
