@@ -60,7 +60,8 @@ def make_app(run_dir: Path, checkpoint: str = "best", max_batch: int = 32, max_w
     name, model, signature, class_names, activation = load(run_dir, checkpoint)
 
     def run_batch(examples: list) -> list:
-        outputs = np.asarray(model.predict(signature.batch(examples), verbose=0, batch_size=max(len(examples), 1)), dtype=np.float64)
+        # a direct call: predict() builds an input pipeline per call, 10x the time of a small batch
+        outputs = np.asarray(model(signature.batch(examples), training=False), dtype=np.float64)
         return answers(outputs, activation, class_names)
 
     batcher = Batcher(run_batch, max_batch, max_wait_ms / 1000.0)
