@@ -32,7 +32,8 @@ def evaluate_split(model, data, split: str, run_dir: Path, views=(), progress: s
 
     objective = data.objective
     dataset = data.pipelines[split]
-    steps = int(dataset.cardinality()) if int(dataset.cardinality()) > 0 else None
+    steps = int(dataset.cardinality())
+    steps = steps if steps > 0 else None  # unknown (-2) or infinite (-1): the bar counts without a total
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:  # the views model shares the (possibly mirrored) layers
         if not getattr(model, "compiled", False):

@@ -22,22 +22,27 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 def read_image(path: Path, shape: tuple, image_settings=None) -> np.ndarray:
     """An image file as the model's input shape: channels converted, resized if the size differs.
     `image_settings` (a run trained on an image folder): decoded exactly as its training images were."""
+    return image_from_bytes(Path(path).read_bytes(), shape, image_settings, str(path))
+
+
+def image_from_bytes(contents: bytes, shape: tuple, image_settings=None, label: str = "image") -> np.ndarray:
+    """`read_image` of an image file's bytes (a file, or a served request's base64)."""
     import tensorflow as tf
 
     channels = shape[2] if len(shape) == 3 else 1
     if len(shape) not in (2, 3) or channels not in (1, 3, 4):
-        raise ConfigError(f"{path}: this model takes inputs of shape {shape}, not images")
+        raise ConfigError(f"{label}: this model takes inputs of shape {shape}, not images")
     try:
         if image_settings is not None:
-            from .data.images import read_image_file
+            from .data.images import decode
 
-            image = read_image_file(path, image_settings)
+            image = decode(contents, image_settings)
         else:
-            image = tf.io.decode_image(tf.io.read_file(str(path)), channels=channels, expand_animations=False)
+            image = tf.io.decode_image(contents, channels=channels, expand_animations=False)
     except tf.errors.InvalidArgumentError:
-        raise ConfigError(f"{path}: not a readable image") from None
+        raise ConfigError(f"{label}: not a readable image") from None
     if tuple(image.shape[:2]) != tuple(shape[:2]) and image_settings is not None and image_settings.size is None:
-        raise ConfigError(f"{path}: the model takes {shape[0]}x{shape[1]} images, this one is {image.shape[0]}x{image.shape[1]} (the run set no data.image.size)")
+        raise ConfigError(f"{label}: the model takes {shape[0]}x{shape[1]} images, this one is {image.shape[0]}x{image.shape[1]} (the run set no data.image.size)")
     if tuple(image.shape[:2]) != tuple(shape[:2]):
         image = tf.image.resize(image, shape[:2], antialias=True)
     image = tf.cast(image, tf.float32).numpy()

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from ..errors import ConfigError
 from ..registry import did_you_mean
 from .schema import Config
+from .schema_base import sections_in
 
 KeyPath = tuple  # of str (mapping keys) and int (list indices)
 
@@ -332,26 +333,12 @@ def validate(data: dict, lines: dict, source: str, schema=Config, prefix: KeyPat
     return config
 
 
-def _sections(annotation) -> list[type]:
-    """The Section classes a field's annotation allows (through Optional, unions and Annotated)."""
-    import typing
-
-    from .schema_base import Section
-
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _sections(typing.get_args(annotation)[0])
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        return [cls for arg in typing.get_args(annotation) for cls in _sections(arg)]
-    return [annotation] if isinstance(annotation, type) and issubclass(annotation, Section) else []
-
-
 def _section_for(annotation, value: dict):
     """The one Section class that reads `value`: the only one allowed, or the union member whose
     `type` tag the value names (None when no single one does)."""
     import typing
 
-    members = _sections(annotation)
+    members, _ = sections_in(annotation)
     if len(members) == 1:
         return members[0]
     tagged = [cls for cls in members if "type" in cls.model_fields and value.get("type") in (typing.get_args(cls.model_fields["type"].annotation) or ())]
@@ -362,7 +349,7 @@ def _shared_base(annotation):
     """The section class every member of a `type`-tagged union derives from (OptimizerBase, ...)."""
     from .schema_base import Section
 
-    members = _sections(annotation)
+    members, _ = sections_in(annotation)
     if len(members) < 2:
         return None
     shared = set.intersection(*(set(cls.__mro__) for cls in members))
@@ -373,8 +360,6 @@ def _shared_base(annotation):
 def _without_unknown_keys(data, schema, path: KeyPath, unknown: list, untyped: list | None = None) -> Any:
     """`data` without the keys `schema` does not take (recorded in `unknown` with a did-you-mean),
     down through every section, list of sections and `type`-tagged union it holds."""
-    import typing
-
     if not isinstance(data, dict) or schema.model_config.get("extra") != "forbid":
         return data
     known = schema.model_fields
@@ -391,10 +376,9 @@ def _without_unknown_keys(data, schema, path: KeyPath, unknown: list, untyped: l
             if base is not None and untyped is not None:  # its type unknown: what every type takes is still checked
                 untyped.append((path + (key,), base, {k: v for k, v in value.items() if k in base.model_fields}))
             value = _without_unknown_keys(value, section, path + (key,), unknown, untyped) if section else value
-        elif isinstance(value, list):
-            item_type = next((typing.get_args(a)[0] for a in [annotation, *typing.get_args(annotation)] if typing.get_origin(a) is list), None)
-            if item_type is not None:
-                value = [_without_unknown_keys(item, _section_for(item_type, item), path + (key, i), unknown) if isinstance(item, dict) and _section_for(item_type, item) else item for i, item in enumerate(value)]
+        elif isinstance(value, list) and sections_in(annotation)[1]:  # a list of sections (augment ops, conv blocks)
+            sections = [_section_for(annotation, item) if isinstance(item, dict) else None for item in value]
+            value = [_without_unknown_keys(item, section, path + (key, i), unknown, untyped) if section else item for i, (item, section) in enumerate(zip(value, sections))]
         kept[key] = value
     return kept
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Optional
+import types
+import typing
+from typing import Annotated, Any, ClassVar, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -44,3 +46,24 @@ class Section(BaseModel):
                     hint = did_you_mean(key, known) or f" (expected one of: {', '.join(sorted(known))})"
                     raise field_error(str(key), f"unknown key '{key}'{hint}")
         return data
+
+
+def sections_in(annotation) -> tuple[list[type], bool]:
+    """Section classes inside an annotation (unions, Optional, Annotated, list[...]); and whether a list."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return sections_in(typing.get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        found, is_list = [], False
+        for arg in typing.get_args(annotation):
+            sub, sub_list = sections_in(arg)
+            found += [s for s in sub if s not in found]
+            is_list = is_list or sub_list
+        return found, is_list
+    if origin is list:
+        return sections_in(typing.get_args(annotation)[0])[0], True
+    if origin is dict:  # keyed by the user's names (search.params): the values' sections
+        return sections_in(typing.get_args(annotation)[1])
+    if isinstance(annotation, type) and issubclass(annotation, Section):
+        return [annotation], False
+    return [], False

@@ -141,13 +141,6 @@ def decoded_split(paths: np.ndarray, labels: np.ndarray, settings, *, cache, cac
     return None, labels[kept], dataset.apply(tf.data.experimental.assert_cardinality(len(kept)))
 
 
-def read_image_file(path: Path, settings) -> np.ndarray:
-    """One image file decoded exactly as the training data was (for `dlopt predict` and feature maps)."""
-    import tensorflow as tf
-
-    return decode(tf.io.read_file(str(path)), settings).numpy()
-
-
 class ImageFolderSource(ArraySource):
     """`image_folder`: `[<split>/]<class>/*.png|jpg|bmp|gif`, each listed split's files decoded,
     resized and cached once (see decoded_split)."""

@@ -24,7 +24,8 @@ from .inputs import BadRequest, Signature, instances_of
 def load(run_dir: Path, checkpoint: str = "best"):
     """(model name, the model with its test-time views, signature, class names, activation)."""
     from .. import tta
-    from ..predict import head_activation, read_image
+    from ..errors import ConfigError
+    from ..predict import head_activation, image_from_bytes
     from ..runs import RunFolder, read_json_if_any
     from ..saved_models import load_run_model, run_summary
 
@@ -34,20 +35,15 @@ def load(run_dir: Path, checkpoint: str = "best"):
     image_settings = config.data.image if config.data.source == "image_folder" else None
     shape = tuple(model.inputs[0].shape[1:])
 
-    def image_reader(data: bytes):
-        import tempfile
-
-        with tempfile.NamedTemporaryFile(suffix=".img") as handle:  # the same decoding as `dlopt predict`
-            handle.write(data)
-            handle.flush()
-            try:
-                image = read_image(Path(handle.name), shape, image_settings)
-            except Exception as exc:
-                raise BadRequest(f'"b64": {str(exc).split(": ", 1)[-1]}') from None
+    def image_reader(data: bytes):  # decoded and scaled as `dlopt predict` does a file
+        try:
+            image = image_from_bytes(data, shape, image_settings, '"b64"')
+        except ConfigError as exc:
+            raise BadRequest(str(exc)) from None
         return image * (value_max / 255.0) if value_max and value_max != 255.0 else image
 
     class_names = run_summary(run_dir).get("class_names") or config.data.class_names
-    return config.name, tta.wrap(model, config.data.tta), Signature(model, image_reader, value_max), class_names, head_activation(model)
+    return config.name, tta.wrap(model, config.data.tta), Signature(model, table=config.data.table is not None, image_reader=image_reader), class_names, head_activation(model)
 
 
 def make_app(run_dir: Path, checkpoint: str = "best", max_batch: int = 32, max_wait_ms: float = 5.0, max_request_bytes: int = 10 << 20):

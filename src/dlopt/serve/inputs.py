@@ -36,14 +36,13 @@ def instances_of(body) -> list:
 class Signature:
     """What the model takes: one array input (images, sequences, features), text, or table columns."""
 
-    def __init__(self, model, image_reader=None, value_max: float | None = None):
+    def __init__(self, model, table: bool = False, image_reader=None):
         self.inputs = {t.name: (tuple(t.shape[1:]), str(t.dtype)) for t in model.inputs}
-        self.table = len(model.inputs) > 1 or any(str(t.dtype) == "string" and tuple(t.shape[1:]) == (1,) for t in model.inputs)
+        self.table = table or len(model.inputs) > 1  # as `dlopt predict` tells a table model
         first = model.inputs[0]
         self.shape, self.dtype = tuple(first.shape[1:]), str(first.dtype)
         self.text = self.dtype == "string" and not self.table
         self.image_reader = image_reader
-        self.value_max = value_max
 
     def describe(self) -> dict:
         return {name: {"shape": [None, *shape], "dtype": dtype} for name, (shape, dtype) in self.inputs.items()}
