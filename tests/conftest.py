@@ -108,6 +108,11 @@ def quadrant_idx_folder(folder: Path, train: int = 240, test: int = 80) -> Path:
     return folder
 
 
+def slow_idx_folder(folder: Path) -> Path:
+    """3,000 training images: with batch 8, an epoch takes a moment (something to stop mid-way)."""
+    return quadrant_idx_folder(folder, train=3000, test=200)
+
+
 def train_once(config: dict, folder: Path):
     """`dlopt train --json` in-process on `config` (written into `folder`); returns click's result."""
     from click.testing import CliRunner

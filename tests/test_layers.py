@@ -19,7 +19,7 @@ LAYERS = [
     ["analysis"],  # tables, curves, per-class reports and plots
     ["evaluate", "lifecycle"],  # scoring one split; a run's status from start to end
     ["train", "predict", "export", "describe", "feature_maps", "compare"],  # the commands' work
-    ["search", "serve"],  # Optuna studies of many trainings; a model over HTTP
+    ["search", "serve", "tracking"],  # Optuna studies of many trainings; a model over HTTP; MLflow tracking
     ["cli"],  # the command line
 ]
 LAYER_OF = {name: level for level, names in enumerate(LAYERS) for name in names}

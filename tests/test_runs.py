@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import fake_run, quadrant_images, tiny_cnn_config, write_config, write_idx
+from conftest import fake_run, quadrant_images, slow_idx_folder, tiny_cnn_config, write_config, write_idx
 from dlopt import runs
 
 DLOPT = [sys.executable, "-m", "dlopt.cli"]
@@ -141,12 +141,7 @@ def test_plot_overlays_runs(tmp_path, cli):
 
 def slow_config(tmp_path: Path, epochs: int) -> Path:
     """A tiny CNN on enough data that an epoch takes a moment: something to kill mid-way."""
-    folder = tmp_path / "idx"
-    folder.mkdir(exist_ok=True)
-    for split, n, seed in (("train", 3000, 1), ("t10k", 200, 2)):
-        x, y = quadrant_images(n, seed=seed)
-        write_idx(folder / f"{split}-images-idx3-ubyte", x)
-        write_idx(folder / f"{split}-labels-idx1-ubyte", y)
+    folder = slow_idx_folder(tmp_path / "idx")
     config = tiny_cnn_config(folder, train={"epochs": epochs, "progress": "none"}, checkpoint={"monitor": "val_accuracy", "backup_every_steps": 20})
     config["data"]["batch_size"] = 8
     config["optimizer"]["learning_rate"] = 0.003

@@ -175,8 +175,11 @@ def train(config_file, sets, module, name, seed, runs_dir, skip_if_done, resume,
         if not as_json:
             console.say(f"already done: {summary['run_dir']} (the same resolved config, completed); not trained again")
     else:
+        from .tracking.tracker import MlflowTracker
+
         with _json_on_failure(as_json):
-            summary = run_training(config, Path(runs_dir), command_line(), progress or config.train.progress, resume=resume)
+            tracker = MlflowTracker.for_config(config, resume)  # an unreachable server: a warning, or no run at all
+            summary = run_training(config, Path(runs_dir), command_line(), progress or config.train.progress, resume=resume, tracker=tracker)
     if as_json:
         keys = ("run_dir", "status", "best", "final", "test", "forecast", "epochs_run", "train_seconds", "worker")
         click.echo(json.dumps({k: summary[k] for k in keys if k in summary}))
@@ -577,6 +580,50 @@ def serve(run_dir, host, port, checkpoint, max_batch_size, max_wait_ms, max_requ
     app, name = make_app(_run(run_dir, for_writing=False), checkpoint, max_batch_size, max_wait_ms, max_request_bytes)
     console.say(f"serving {name} on http://{host}:{port}/v1/models/{name} (POST :predict; GET for its signature; /healthz)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@main.command(name="mlflow-sync")
+@click.argument("runs", nargs=-1, required=True, metavar="RUN...")
+@click.option("--uri", metavar="URI", help="MLflow tracking URI [default: the run's tracking.mlflow.uri, MLFLOW_TRACKING_URI, or where the run was logged].")
+@click.option("--experiment", metavar="NAME", help="Experiment for runs not logged yet [default: the run's tracking.mlflow.experiment, or its config's name].")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per run.")
+@reports_errors
+def mlflow_sync(runs, uri, experiment, as_json):
+    """Upload runs to MLflow from their folders: params, tags, every epoch, results, artifacts, model.
+
+    A run logged before (or in part, while the server was down) is completed in its own MLflow
+    run; a folder of runs (RUNS_DIR, a study's folder) uploads each run in it.
+
+    \b
+    Examples:
+      dlopt mlflow-sync latest --uri http://127.0.0.1:5000
+      MLFLOW_TRACKING_URI=http://127.0.0.1:5000 dlopt mlflow-sync runs/cnn_digits-tune
+    """
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        raise UsageError("dlopt mlflow-sync needs MLflow: pip install 'dlopt[mlflow]'") from None
+    from .runs import is_run
+    from .tracking.sync import sync_run
+
+    folders = []
+    for reference in runs:
+        path = Path(reference)
+        if path.is_dir() and not is_run(path):  # a folder of runs
+            folders += sorted(p for p in path.iterdir() if p.is_dir() and is_run(p) and RunFolder(p).record.exists())
+        else:
+            folders.append(_run(reference))
+    if not folders:
+        raise UsageError(f"no run folders in {' '.join(runs)}")
+    results = []
+    for folder in folders:
+        result = sync_run(folder, uri, experiment)
+        results.append(result)
+        if not as_json:
+            model = f", model {result['model_uri']}" if result.get("model_uri") else ""
+            console.result(f"{folder}: run {result['run_id']} in experiment {result['experiment']} ({result['uri']}): {result['epochs']} epochs, {result['artifacts']} artifacts{model}")
+    if as_json:
+        click.echo(json.dumps(results))
 
 
 if __name__ == "__main__":

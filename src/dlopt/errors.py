@@ -48,3 +48,10 @@ class Interrupted(DloptError):
 def status_of(error: DloptError) -> str:
     """The word `--json` prints for an error: interrupted, config_error or failed."""
     return {EXIT_INTERRUPTED: "interrupted", EXIT_CONFIG: "config_error"}.get(error.exit_code, "failed")
+
+
+class TrackingError(DloptError):
+    """An experiment tracker (MLflow) cannot be reached where the config says that must stop the
+    run (`tracking.mlflow.on_unreachable: error`), or for `dlopt mlflow-sync`: exit code 1."""
+
+    exit_code = EXIT_RUN_FAILED

@@ -169,7 +169,7 @@ def best_epoch(rows: list[dict], monitor: str, mode: str) -> dict:
     return {"epoch": epoch, "monitor": monitor, "value": value}
 
 
-def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows: list[dict], stopper, restore_dir: Path | None = None, trial=None) -> tuple[list, object, object, object]:
+def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows: list[dict], stopper, restore_dir: Path | None = None, trial=None, tracker=None) -> tuple[list, object, object, object]:
     import keras
 
     from .callbacks.averaging import AveragedWeightsIn, AveragedWeightsOut
@@ -218,16 +218,20 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
     callbacks.append(BackupAtEpochEnd(backup))  # the epoch is in the resume state only once its row is written
     if trial is not None:  # a search's trial reports each epoch, after its row is written, and may be pruned
         callbacks.append(trial.callback())
+    if tracker is not None:  # the epoch's row, once written, to the tracker
+        callbacks.append(tracker.callback(lambda: metrics_csv.rows[-1]))
     # the stopper goes last: an interrupt lands after this epoch's backup, checkpoints and rows
     callbacks.append(stopper)
     return callbacks, metrics_csv, backup, stats
 
 
-def train(config: Config, runs_dir: Path, command: list[str], progress: str = "auto", resume: Path | None = None, trial=None) -> dict:
+def train(config: Config, runs_dir: Path, command: list[str], progress: str = "auto", resume: Path | None = None, trial=None, tracker=None) -> dict:
     """Run one training (or resume one); return summary.json's content. Raises DloptError on failure.
 
     `trial`: a search's trial (dlopt.search.trial.TrialRun): names the run folder, adds its study,
-    number and sampled values to run.json, and may prune the run after an epoch."""
+    number and sampled values to run.json, and may prune the run after an epoch.
+    `tracker`: an experiment tracker (dlopt.tracking.tracker.MlflowTracker): told when the run
+    folder exists, fed each epoch, and given the ended run to upload, however it ended."""
     runtime.before_tensorflow(config.train)
     preflight(config)
     runtime.set_threads(config.train.threads)  # before TensorFlow runs its first op
@@ -235,8 +239,14 @@ def train(config: Config, runs_dir: Path, command: list[str], progress: str = "a
     if not placement.is_chief:  # a multi-worker run's other workers train alongside, writing to scratch
         return _train_as_worker(config, placement, resume)
     run = lifecycle.open_run(config, runs_dir, command, resume, trial)
-    with run.recorded():
-        return _train_run(config, run, placement, progress, trial)
+    if tracker is not None:
+        tracker.started(run)
+    try:
+        with run.recorded():
+            return _train_run(config, run, placement, progress, trial, tracker)
+    finally:
+        if tracker is not None:
+            tracker.ended(run.run_dir)
 
 
 def _train_as_worker(config: Config, placement, resume: Path | None) -> dict:
@@ -255,7 +265,7 @@ def _train_as_worker(config: Config, placement, resume: Path | None) -> dict:
     return {**summary, "run_dir": None, "worker": placement.task}
 
 
-def _train_run(config: Config, run: lifecycle.Run, placement, progress: str, trial=None) -> dict:
+def _train_run(config: Config, run: lifecycle.Run, placement, progress: str, trial=None, tracker=None) -> dict:
     """The steps of one run, in its folder: data, model, fit, test, summary."""
     config = _seeded(config, placement)
     data = data_module.build(config)
@@ -267,7 +277,7 @@ def _train_run(config: Config, run: lifecycle.Run, placement, progress: str, tri
     config = _with_min_steps(config, data.steps_per_epoch)
     model, model_facts = _build_model(config, data, placement)
     _check_monitors(config, data, trial)
-    fitted = _fit(config, run, data, model, placement, progress, model_facts, trial)
+    fitted = _fit(config, run, data, model, placement, progress, model_facts, trial, tracker)
     pruned = trial.pruned if trial is not None else None  # a pruned trial ends here: no test evaluation
     tested = Tested() if pruned else _test(config, run.run_dir, data, model, placement, progress)
     summary = summary_of(config, run.run_dir, data, model, fitted, tested, model_facts, placement, pruned)
@@ -307,11 +317,11 @@ class Fitted:
     startup_seconds: float | None
 
 
-def _fit(config: Config, run: lifecycle.Run, data, model, placement, progress: str, model_facts: dict, trial=None) -> Fitted:
+def _fit(config: Config, run: lifecycle.Run, data, model, placement, progress: str, model_facts: dict, trial=None, tracker=None) -> Fitted:
     """Train, writing checkpoints, the resume state and metrics.csv as it goes; a NaN loss fails the run."""
     if placement.name == "multi_worker":
         distribute.prepare_multi_worker_fit(model, data.pipelines["train"], placement.strategy)
-    callbacks, metrics_csv, run.backup, stats = _callbacks(config, run.run_dir, data, progress, run.earlier_rows, run.stopper, run.restore_dir, trial)
+    callbacks, metrics_csv, run.backup, stats = _callbacks(config, run.run_dir, data, progress, run.earlier_rows, run.stopper, run.restore_dir, trial, tracker)
     _print_header(run, data, model, placement, model_facts)
     started = time.perf_counter()
     fit = dict(validation_data=data.pipelines.get("val"), callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles

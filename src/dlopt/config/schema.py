@@ -21,6 +21,7 @@ from .optim import Adam, Constant, OptimizerConfig, ScheduleConfig
 from .schema_base import Section
 from .train import *  # noqa: F401,F403
 from .train import CheckpointConfig, DistributeConfig, TrainConfig
+from .tracking import MlflowConfig, TrackingConfig  # noqa: F401
 
 
 MAX_NAME = 200  # + "-YYYYMMDD-HHMMSS-N" stays within a file name's 255 bytes
@@ -37,6 +38,7 @@ class Config(Section):
     train: TrainConfig = Field(default_factory=TrainConfig, description="Loss, metrics and the training loop.")
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig, description="Which checkpoint is `best`.")
     distribute: DistributeConfig = Field(default_factory=DistributeConfig, description="Devices and machines (see `distribute.*`).")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="Experiment tracking besides the run folder (see `tracking.mlflow.*`).")
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -37,6 +37,9 @@ def tune(search: Search, runs_dir: Path, command: list[str], study_name: str | N
         storage = open_storage(url, search.spec.heartbeat_seconds, search.spec.retries)
     study = optuna.create_study(study_name=name, storage=storage, direction=search.direction(), load_if_exists=True, sampler=_sampler(search, storage, name), pruner=_pruner(search))
     _check_same_search(study, search, name)
+    from ..tracking.study import StudyRun
+
+    tracked = StudyRun.open(search, study)  # trials are its child runs in MLflow
 
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     remaining = search.spec.trials - len(study.get_trials(deepcopy=False, states=states))
@@ -44,7 +47,7 @@ def tune(search: Search, runs_dir: Path, command: list[str], study_name: str | N
 
     def objective(trial) -> float:
         try:
-            return _run_trial(trial, search, name, url, study_dir, command, progress)
+            return _run_trial(trial, search, name, url, study_dir, command, progress, tracked)
         except RunFailed as exc:  # NaN, a full disk, values that do not go together: the study goes on
             trial.set_user_attr("error", str(exc).splitlines()[0])
             raise
@@ -66,10 +69,13 @@ def tune(search: Search, runs_dir: Path, command: list[str], study_name: str | N
         signal.signal(signal.SIGTERM, previous)
     _write_best(study, search, study_dir)
     plots = write_plots(study, study_dir)
-    return summary(study, search, study_dir, url, plots, time.perf_counter() - started)
+    result = summary(study, search, study_dir, url, plots, time.perf_counter() - started)
+    if tracked is not None:
+        tracked.ended(result, study_dir)
+    return result
 
 
-def _run_trial(trial, search: Search, study_name: str, url: str, study_dir: Path, command: list[str], progress: str) -> float:
+def _run_trial(trial, search: Search, study_name: str, url: str, study_dir: Path, command: list[str], progress: str, tracked=None) -> float:
     """Sample the trial's values and train them as a run in the study's folder; its value."""
     import keras
     import optuna
@@ -88,7 +94,12 @@ def _run_trial(trial, search: Search, study_name: str, url: str, study_dir: Path
     console.say(f"trial {trial.number}: {describe(values)}{again}")
     keras.backend.clear_session(free_memory=False)  # Keras forgets the previous trial; Python frees it when it collects (gc.collect here costs 0.3-1 s)
     run = TrialRun(trial, study_name, shown(url), search, values, retry_of)
-    summary = train(config, study_dir, command, progress, resume=resume, trial=run)
+    tracker = None
+    if tracked is not None:
+        from ..tracking.tracker import MlflowTracker
+
+        tracker = MlflowTracker.for_config(config, resume, parent_run_id=tracked.run_id)
+    summary = train(config, study_dir, command, progress, resume=resume, trial=run, tracker=tracker)
     if run.pruned:
         raise optuna.TrialPruned(run.pruned)
     return run.value(summary)

@@ -59,6 +59,8 @@ class Signature:
             return instance
         if isinstance(instance, dict) and set(instance) == {"b64"}:
             return self._image(instance["b64"])
+        if isinstance(instance, bytes):  # an image file's bytes, as MLflow decodes {"b64": ...}
+            return self.image_reader(instance)
         try:
             array = np.asarray(instance, dtype=np.float32)
         except (TypeError, ValueError):
