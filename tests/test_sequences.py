@@ -227,19 +227,29 @@ def test_wide_fasttext_adds_a_linear_model_of_the_tokens_to_the_head(tmp_path, c
     config["train"]["epochs"] = 15
     run, summary = trained_run(cli, tmp_path, config)
     assert summary["test"]["accuracy"] >= 0.9
+    saved, layer, ids, deep = deep_part(run, "old red blue big")
+    wide = layer["wide"].get_weights()[0]
+    logits = deep + wide[[int(i) for i in np.asarray(ids)[0] if i]].mean(axis=0)
+    assert saved.predict(np.array(["old red blue big"], dtype=object), verbose=0)[0] == pytest.approx(softmax(logits), abs=1e-5)
+
+
+def deep_part(run: Path, text: str):
+    """A trained fasttext run's saved model, its layers by name, the text's token ids, and the
+    logits of its deep part alone (averaged embeddings through the head's dense layer)."""
     import keras
 
     from dlopt.models.finetune import leaf_layers
 
     saved = keras.models.load_model(run / "checkpoints" / "best.keras", safe_mode=True)
     layer = {item.name: item for item in leaf_layers(saved)}
-    text = "old red blue big"
-    ids = [int(i) for i in keras.ops.convert_to_numpy(layer["vectorize"]([text]))[0] if i]
-    embeddings, wide = layer["embedding"].get_weights()[0], layer["wide"].get_weights()[0]
+    ids = layer["vectorize"](np.array([text], dtype=object))
     kernel, bias = layer["head_logits"].get_weights()
-    logits = embeddings[ids].mean(axis=0) @ kernel + bias + wide[ids].mean(axis=0)
-    expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
-    assert saved.predict(np.array([text], dtype=object), verbose=0)[0] == pytest.approx(expected, abs=1e-5)
+    deep = layer["embedding"].get_weights()[0][[int(i) for i in np.asarray(ids)[0] if i]].mean(axis=0) @ kernel + bias
+    return saved, layer, ids, deep
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    return np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
 
 
 def test_simple_rnn_cell_learns_text(tmp_path, cli, reviews_csv):
@@ -435,9 +445,9 @@ def test_augmenting_text_is_refused(tmp_path, cli, reviews_csv):
 
 
 def test_shipped_sequence_configs_validate():
-    for name in ("lstm_imdb", "transformer_imdb", "lstm_timeseries", "text_folder_reviews", "fasttext_text"):
+    for name in ("lstm_imdb", "transformer_imdb", "lstm_timeseries", "text_folder_reviews", "fasttext_text", "tfidf_text"):
         saved = yaml.safe_load(subprocess.run([sys.executable, "-m", "dlopt.cli", "validate", str(ROOT / "configs" / f"{name}.yaml")], capture_output=True, text=True, check=True).stdout)
-        assert saved["model"]["type"] in ("lstm", "transformer", "fasttext")
+        assert saved["model"]["type"] in ("lstm", "transformer", "fasttext", "tfidf")
 
 
 # ------------------------------------------------------------------------------- model cost

@@ -95,7 +95,9 @@ class TextConfig(Section):
     only and saved inside the model, so the saved model takes raw text."""
 
     max_tokens: PositiveInt = Field(20000, description="Vocabulary size, including the padding and out-of-vocabulary tokens.")
-    sequence_length: PositiveInt = Field(200, description="Tokens per example: longer texts are cut, shorter ones padded.")
+    sequence_length: Optional[PositiveInt] = Field(
+        200, description="Tokens per example: longer texts are cut, shorter ones padded. `null`: every token of every text (each batch padded to its longest text), for `model.type: tfidf`, a bag of words that needs no fixed length."
+    )
     ngrams: Annotated[int, Field(ge=1, le=3)] = Field(
         1, description="Word n-grams up to this length become tokens too (2: words and bigrams, fastText's trick for word order); they share `max_tokens` and `sequence_length` with the words, which come first."
     )

@@ -57,6 +57,10 @@ class ModelBase(Section):
     )
     unfreeze_lr_multiplier: Annotated[float, Field(gt=0, le=1)] = Field(0.1, description="Learning-rate factor of the second phase (see `unfreeze_at_epoch`).")
 
+    def uses_tfidf(self) -> bool:
+        """Whether the model weights tokens by TF-IDF (the data then counts each token's training texts)."""
+        return False
+
     @model_validator(mode="after")
     def _finetuning_needs_init(self):
         if self.pretrained_lr_multiplier != 1.0 and not self.init_from:
@@ -161,11 +165,29 @@ class FastTextConfig(ModelBase):
     token_dropout: Fraction = Field(
         0.0, description="Drop whole tokens (their embeddings) with this probability before averaging, in training only: word dropout, a regulariser for small text sets (`fasttext`)."
     )
-    wide: bool = Field(
+    wide: Union[bool, Literal["tfidf"]] = Field(
         False,
-        description="Also a linear model of the tokens (wide & deep): one weight per token and output, averaged over the text like the embeddings, its logits added to the head's; the full-rank part a bag-of-words logistic regression has (`fasttext`).",
+        description="Also a linear model of the tokens (wide & deep), its logits added to the head's: `true` one weight per token and output, averaged over the text like the embeddings; `tfidf` the `tfidf` family's TF-IDF-weighted linear model (`fasttext`).",
     )
+    sublinear_tf: bool = Field(True, description="`wide: tfidf`: term frequency as 1 + log(count) (see `tfidf`).")
     dense: list[PositiveInt] = Field(default_factory=list)
+
+    def uses_tfidf(self) -> bool:
+        return self.wide == "tfidf"
+
+
+@MODELS.section
+class TfIdfConfig(ModelBase):
+    """TF-IDF of words and n-grams into a dense layer: regularised logistic regression, as a Keras model."""
+
+    builds = "dlopt.models.tfidf:build_tfidf"
+
+    type: Literal["tfidf"]
+    sublinear_tf: bool = Field(True, description="Term frequency as 1 + log(count), as scikit-learn's `sublinear_tf` (`tfidf`).")
+    dense: list[PositiveInt] = Field(default_factory=list, description="Hidden layers after the TF-IDF layer; empty: linear (logistic regression) (`tfidf`).")
+
+    def uses_tfidf(self) -> bool:
+        return True
 
 
 @MODELS.section

@@ -46,6 +46,10 @@ class Config(Section):
             raise PydanticCustomError(
                 "dlopt_field", "{message}", {"key": "data.preprocess", "message": "model.type backbone applies the backbone's own preprocessing to raw pixels (0-255); remove data.preprocess"}
             )
+        if self.data.text.sequence_length is None and self.model.type != "tfidf":
+            raise PydanticCustomError(
+                "dlopt_field", "{message}", {"key": "data.text.sequence_length", "message": f"null (every token) is for model.type tfidf; model.type {self.model.type} needs a number of tokens"}
+            )
         if self.model.unfreeze_at_epoch is not None and self.model.unfreeze_at_epoch >= self.train.epochs:
             raise PydanticCustomError(
                 "dlopt_field", "{message}", {"key": "model.unfreeze_at_epoch", "message": f"expected fewer than train.epochs ({self.train.epochs}), got {self.model.unfreeze_at_epoch}"}

@@ -41,6 +41,7 @@ class Data:
     class_names: list[str] | None = None  # when labels were class names (folders, csv) or the source names them
     class_counts: dict[str, dict[str, int]] | None = None  # role -> class name -> examples (classification)
     vectorizer: Any = None  # text: the TextVectorization layer adapted on the training split
+    document_counts: Any = None  # TF-IDF models: (training texts holding each token id, training texts)
     series: Any = None  # time series: scaling and test windows, for the forecast report
     table: Any = None  # tables: the TableSpec the model's input layers are built from
     epoch: Any = None  # a tf.Variable the fit loop sets to the epoch: the training order is drawn from it
@@ -118,10 +119,17 @@ def _is_text(split: Split) -> bool:
     return split.dataset.element_spec[0].dtype == tf.string
 
 
+def _training_texts(train: Split):
+    import tensorflow as tf
+
+    if train.arrays is not None:
+        return tf.data.Dataset.from_tensor_slices(train.arrays[0].astype(str))
+    return train.dataset.map(lambda x, y: x)
+
+
 def _adapted_vectorizer(text, train: Split):
     """A TextVectorization layer whose vocabulary comes from the training texts only."""
     import keras
-    import tensorflow as tf
 
     vectorizer = keras.layers.TextVectorization(
         max_tokens=text.max_tokens,
@@ -130,18 +138,15 @@ def _adapted_vectorizer(text, train: Split):
         standardize=None if text.standardize == "none" else text.standardize,
         name="vectorize",
     )
-    if train.arrays is not None:
-        texts = tf.data.Dataset.from_tensor_slices(train.arrays[0].astype(str))
-    else:
-        texts = train.dataset.map(lambda x, y: x)
+    texts = _training_texts(train)
     vectorizer.adapt(texts.batch(1024))
     if text.min_count > 1:
         vectorizer.set_vocabulary(_common_tokens(vectorizer, texts.batch(1024), text.min_count))
     return vectorizer
 
 
-def _common_tokens(vectorizer, batches, min_count: int) -> list[str]:
-    """The adapted vocabulary (most frequent first) without the tokens fewer than `min_count` texts hold."""
+def _texts_holding(vectorizer, batches) -> np.ndarray:
+    """How many texts hold each token of the vectorizer's vocabulary (most frequent first, no special tokens)."""
     import keras
     import tensorflow as tf
 
@@ -154,10 +159,23 @@ def _common_tokens(vectorizer, batches, min_count: int) -> list[str]:
     counts = tf.zeros([len(vocabulary) + 1], tf.float32)  # column 0: out-of-vocabulary
     for batch in batches:
         counts += tf.cast(tf.sparse.reduce_sum(in_text(batch), axis=0), tf.float32)
-    kept = [token for token, count in zip(vocabulary, counts.numpy()[1:]) if count >= min_count]
+    return counts.numpy()[1:]
+
+
+def _common_tokens(vectorizer, batches, min_count: int) -> list[str]:
+    """The adapted vocabulary (most frequent first) without the tokens fewer than `min_count` texts hold."""
+    vocabulary = vectorizer.get_vocabulary(include_special_tokens=False)
+    kept = [token for token, count in zip(vocabulary, _texts_holding(vectorizer, batches)) if count >= min_count]
     if not kept:
         raise RunFailed(f"data.text.min_count: no word is in {min_count} or more training texts; lower it")
     return kept
+
+
+def _document_counts(vectorizer, train: Split) -> tuple[np.ndarray, int]:
+    """TF-IDF's statistics: per token id (0 padding, 1 out-of-vocabulary: none), the training texts
+    holding it; and the number of training texts."""
+    counts = _texts_holding(vectorizer, _training_texts(train).batch(1024))
+    return np.concatenate([[0.0, 0.0], counts]).astype(np.float32), train.count
 
 
 def _named_classes(data, found: list[str] | None, task: str, num_classes: int | None) -> list[str] | None:
@@ -194,6 +212,7 @@ class Inputs:
     is_text: bool = False
     vectorizer: Any = None
     augment_batch: Any = None
+    document_counts: Any = None  # TF-IDF models: (texts holding each token id, training texts)
 
 
 def _inputs(config: Config, read, train: Split, roles, task: str, with_statistics: bool, for_training: bool) -> Inputs:
@@ -209,7 +228,11 @@ def _inputs(config: Config, read, train: Split, roles, task: str, with_statistic
             raise ConfigError(f"data.augment[0].type: {data.augment[0].type} needs numeric inputs; these inputs are text")
         shape = (data.text.sequence_length,)
         tta.check(data.tta, shape, task)
-        return Inputs(shape, is_text=True, vectorizer=_adapted_vectorizer(data.text, train) if with_statistics else None)
+        if not with_statistics:
+            return Inputs(shape, is_text=True)
+        vectorizer = _adapted_vectorizer(data.text, train)
+        counts = _document_counts(vectorizer, train) if config.model.uses_tfidf() else None
+        return Inputs(shape, is_text=True, vectorizer=vectorizer, document_counts=counts)
     if probe.arrays is not None:
         shape, raw_dtype = tuple(probe.arrays[0].shape[1:]), probe.arrays[0].dtype
     else:
@@ -295,6 +318,7 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
         class_names=class_names,
         class_counts=_class_counts(splits, roles, num_classes, class_names) if task == "classification" else None,
         vectorizer=inputs.vectorizer,
+        document_counts=inputs.document_counts,
         series=read.series,
         epoch=epoch,
         random_states=getattr(inputs.augment_batch, "random_states", None),

@@ -56,7 +56,7 @@ def import_user_module(module: str | None) -> None:
 
 def register_builtins() -> None:
     """Import the built-in families: their modules register the layers they save with Keras."""
-    from . import backbone, cnn, fasttext, forecasting, lstm, mlp, tabular, textcnn, transformer  # noqa: F401  (importing registers them)
+    from . import backbone, cnn, fasttext, forecasting, lstm, mlp, tabular, textcnn, tfidf, transformer  # noqa: F401  (importing registers them)
 
 
 def builder_of(model_config):
@@ -110,7 +110,9 @@ def build(config, data):
     name = model_name(config.name)
     if data.vectorizer is not None:  # text: raw strings in, token ids to the network
         inputs = keras.Input(shape=(), dtype="string", name="inputs")
-        body = builder(config.model, InputSpec(tuple(data.input_shape), data.vectorizer.vocabulary_size()), output_spec_for(data))
+        counts = getattr(data, "document_counts", None)
+        spec = InputSpec(tuple(data.input_shape), data.vectorizer.vocabulary_size(), *(counts if counts is not None else (None, None)))
+        body = builder(config.model, spec, output_spec_for(data))
         return keras.Model(inputs, body(data.vectorizer(inputs)), name=name)
     if getattr(data, "table", None) is not None:  # tables: raw columns in, one feature vector to the network
         from . import tabular

@@ -3,7 +3,8 @@
 Each token id (a word, or a word n-gram with `data.text.ngrams`) has an embedding; the embeddings
 of a text's tokens are averaged (padding masked out) into one vector, then an optional dense stack
 and the head. Fast: one lookup and a mean per text; word order enters only through the n-grams.
-With `wide`, a linear model of the tokens adds its logits to the head's.
+With `wide`, a linear model of the tokens adds its logits to the head's: averaged per-token weights
+(`true`), or the `tfidf` family's TF-IDF-weighted linear model (`tfidf`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ def build_fasttext(model_config, input_spec, output_spec):
     if model_config.dropout:
         x = layers.Dropout(model_config.dropout, name="average_dropout")(x)
     x = dense_stack(x, model_config.dense, model_config, regularizer, prefix="dense")
-    wide = _wide_logits(inputs, model_config, input_spec, output_spec) if model_config.wide else None
+    if model_config.wide == "tfidf":
+        from .tfidf import tfidf_dense
+
+        wide = tfidf_dense(inputs, output_spec.units, input_spec, model_config.sublinear_tf, regularizer, "wide_tfidf")
+    else:
+        wide = _wide_logits(inputs, model_config, input_spec, output_spec) if model_config.wide else None
     return keras.Model(inputs, output_head(x, output_spec, regularizer, added_logits=wide), name="fasttext")
 
 

@@ -3,7 +3,7 @@ outputs (InputSpec, OutputSpec), the output head, dense stacks, sequence and tex
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 
@@ -12,6 +12,9 @@ from ..errors import ConfigError
 class InputSpec:
     shape: tuple
     vocabulary_size: int | None = None  # set when the inputs are token ids (text after vectorisation)
+    # TF-IDF weighting: how many training texts hold each token id, of how many texts
+    document_counts: object = field(default=None, compare=False)
+    documents: int | None = None
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,17 @@ def output_head(x, spec: OutputSpec, kernel_regularizer=None, added_logits=None)
     else:
         logits = layers.Dense(spec.units, kernel_regularizer=kernel_regularizer, dtype="float32", name="head_logits")(x)
         logits = layers.Add(dtype="float32", name="head_sum")([logits, added_logits])
-        outputs = layers.Activation(spec.activation, dtype="float32", name="head")(logits)
+        return head_of_logits(logits, spec)
+    if spec.task == "regression" and len(spec.shape) > 1:
+        outputs = keras.layers.Reshape(spec.shape, dtype="float32")(outputs)
+    return outputs
+
+
+def head_of_logits(logits, spec: OutputSpec):
+    """The task's activation over finished logits (a linear model's), as the `head` layer."""
+    import keras
+
+    outputs = keras.layers.Activation(spec.activation, dtype="float32", name="head")(logits)
     if spec.task == "regression" and len(spec.shape) > 1:
         outputs = keras.layers.Reshape(spec.shape, dtype="float32")(outputs)
     return outputs
@@ -83,6 +96,15 @@ def sequence_inputs(input_spec: InputSpec, embedding_dim: int, family: str, mask
     if len(shape) == 2:
         return inputs, inputs
     raise ConfigError(f"model.type: {family} expects sequences (time steps[, features]) or text, the data has shape {shape}")
+
+
+def text_token_ids(input_spec: InputSpec, family: str):
+    """The token-id input of a text-only family (a config error for other data)."""
+    import keras
+
+    if not input_spec.vocabulary_size:
+        raise ConfigError(f"model.type: {family} expects text (token ids from data.text), the data has shape {tuple(input_spec.shape)}")
+    return keras.Input(shape=tuple(input_spec.shape), dtype="int64")
 
 
 def text_inputs(model_config, input_spec: InputSpec, family: str, mask: bool = True):
