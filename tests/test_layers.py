@@ -18,7 +18,7 @@ LAYERS = [
     ["callbacks"],  # what runs inside fit(), by concern
     ["analysis"],  # tables, curves, per-class reports and plots
     ["evaluate", "lifecycle"],  # scoring one split; a run's status from start to end
-    ["train", "predict", "export", "describe", "feature_maps", "compare"],  # the commands' work
+    ["train", "predict", "export", "describe", "feature_maps", "compare", "ensemble"],  # the commands' work
     ["search", "serve", "tracking"],  # Optuna studies of many trainings; a model over HTTP; MLflow tracking
     ["cli"],  # the command line
 ]

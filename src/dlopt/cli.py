@@ -582,6 +582,52 @@ def serve(run_dir, host, port, checkpoint, max_batch_size, max_wait_ms, max_requ
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
+@main.command(name="ensemble")
+@click.argument("runs", nargs=-1, required=True, metavar="RUN...")
+@click.option("--top", type=click.IntRange(min=2), help="Only the best K completed runs (by their best epoch's monitored value), e.g. of a study's folder.")
+@click.option("--name", help="The ensemble run's name [default: <first member's name>-ensemble].")
+@click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False), help="Folder the ensemble's run folder goes into.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: the run folder, test metrics, the members'.")
+@reports_errors
+def ensemble(runs, top, name, runs_dir, as_json):
+    """Average the predictions of several runs of one task; writes an ordinary run folder.
+
+    \b
+    Examples:
+      dlopt ensemble runs/cnn_fashion_mnist_local-2026*
+      dlopt ensemble runs/cnn_digits-tune --top 3
+    """
+    from .ensemble import best_runs
+    from .ensemble import ensemble as make_ensemble
+    from .runs import is_run
+
+    folders = []
+    for reference in runs:
+        path = Path(reference)
+        if path.is_dir() and not is_run(path):  # a folder of runs: a study's, or RUNS_DIR
+            folders += sorted(p for p in path.iterdir() if p.is_dir() and RunFolder(p).record.exists())
+        else:
+            folders.append(_run(reference, for_writing=False))
+    if top:
+        folders = best_runs(folders, top)
+    summary = make_ensemble(folders, Path(runs_dir), name, command_line())
+    if as_json:
+        click.echo(json.dumps({k: summary[k] for k in ("run_dir", "status", "test", "members_test", "ensemble")}))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{summary['name']}: test", title_justify="left")
+    table.add_column("metric")
+    for column in ("ensemble", *(f"member {i + 1}" for i in range(len(summary["ensemble"])))):
+        table.add_column(column, justify="right")
+    for key, value in summary["test"].items():
+        table.add_row(key, f"{value:.4f}", *(f"{test[key]:.4f}" if key in test else "-" for test in summary["members_test"]))
+    console.stdout.print(table)
+    for i, member in enumerate(summary["ensemble"]):
+        console.result(f"member {i + 1}: {member}")
+    console.result(f"run folder: {summary['run_dir']}")
+
+
 @main.command(name="mlflow-sync")
 @click.argument("runs", nargs=-1, required=True, metavar="RUN...")
 @click.option("--uri", metavar="URI", help="MLflow tracking URI [default: the run's tracking.mlflow.uri, MLFLOW_TRACKING_URI, or where the run was logged].")
