@@ -68,6 +68,22 @@ def _run(reference: str, for_writing: bool = True) -> Path:
     return find_run(reference, for_writing=for_writing)
 
 
+def _runs_named(references, for_writing: bool = True) -> list[Path]:
+    """Runs named on the command line, a folder of runs (RUNS_DIR, a study's) standing for each run in it."""
+    from .runs import is_run
+
+    folders = []
+    for reference in references:
+        path = Path(reference)
+        if path.is_dir() and not is_run(path):
+            folders += sorted(p for p in path.iterdir() if p.is_dir() and RunFolder(p).record.exists())
+        else:
+            folders.append(_run(reference, for_writing=for_writing))
+    if not folders:
+        raise UsageError(f"no run folders in {' '.join(references)}")
+    return folders
+
+
 @contextlib.contextmanager
 def _json_on_failure(as_json: bool, run_dir=None):
     """With --json, a failure still prints one object, so a shell loop collecting results sees it."""
@@ -599,15 +615,8 @@ def ensemble(runs, top, name, runs_dir, as_json):
     """
     from .ensemble import best_runs
     from .ensemble import ensemble as make_ensemble
-    from .runs import is_run
 
-    folders = []
-    for reference in runs:
-        path = Path(reference)
-        if path.is_dir() and not is_run(path):  # a folder of runs: a study's, or RUNS_DIR
-            folders += sorted(p for p in path.iterdir() if p.is_dir() and RunFolder(p).record.exists())
-        else:
-            folders.append(_run(reference, for_writing=False))
+    folders = _runs_named(runs, for_writing=False)
     if top:
         folders = best_runs(folders, top)
     summary = make_ensemble(folders, Path(runs_dir), name, command_line())
@@ -649,18 +658,9 @@ def mlflow_sync(runs, uri, experiment, as_json):
         import mlflow  # noqa: F401
     except ImportError:
         raise UsageError("dlopt mlflow-sync needs MLflow: pip install 'dlopt[mlflow]'") from None
-    from .runs import is_run
     from .tracking.sync import sync_run
 
-    folders = []
-    for reference in runs:
-        path = Path(reference)
-        if path.is_dir() and not is_run(path):  # a folder of runs
-            folders += sorted(p for p in path.iterdir() if p.is_dir() and is_run(p) and RunFolder(p).record.exists())
-        else:
-            folders.append(_run(reference))
-    if not folders:
-        raise UsageError(f"no run folders in {' '.join(runs)}")
+    folders = _runs_named(runs)
     results = []
     for folder in folders:
         result = sync_run(folder, uri, experiment)

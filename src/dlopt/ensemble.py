@@ -36,13 +36,14 @@ def best_runs(run_dirs: list[Path], top: int) -> list[Path]:
     """The `top` completed runs by their best epoch's monitored value (a search's trials, say)."""
     from .objectives import monitor_mode
 
-    scored = []
+    scored, monitors = [], set()
     for run_dir in run_dirs:
         best = run_summary(run_dir).get("best") or {}
         if runs.read_json_if_any(RunFolder(run_dir).record).get("status") == "completed" and best.get("value") is not None:
             sign = -1 if monitor_mode(best["monitor"], "auto") == "max" else 1
             scored.append((sign * best["value"], str(run_dir)))
-    if len({run_summary(Path(d)).get("best", {}).get("monitor") for _, d in scored}) > 1:
+            monitors.add(best["monitor"])
+    if len(monitors) > 1:
         raise ConfigError("--top: the runs watch different metrics (summary.json's best.monitor), so they cannot be ranked together")
     return [Path(d) for _, d in sorted(scored)[:top]]
 
@@ -119,10 +120,9 @@ def ensemble(run_dirs: list[Path], runs_dir: Path, name: str | None, command: li
         model = averaged_model(members, models.model_name(config.name))
         folder.checkpoints.mkdir(parents=True, exist_ok=True)
         model.save(folder.checkpoint("best"))
-        for extra in ("inputs",):  # what predict compares its inputs with: the members' training data
-            source = getattr(RunFolder(members[0].run_dir), extra)
-            if source.exists():
-                shutil.copy2(source, getattr(folder, extra))
+        statistics = RunFolder(members[0].run_dir).inputs  # what predict compares its inputs with: the members' training data
+        if statistics.exists():
+            shutil.copy2(statistics, folder.inputs)
         tested = evaluate(folder.path, "test")
         member_tests = [m.summary.get("test") or {} for m in members]
         summary = {

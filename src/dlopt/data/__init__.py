@@ -127,8 +127,11 @@ def _training_texts(train: Split):
     return train.dataset.map(lambda x, y: x)
 
 
-def _adapted_vectorizer(text, train: Split):
-    """A TextVectorization layer whose vocabulary comes from the training texts only."""
+def _adapted_vectorizer(text, train: Split, count_documents: bool = False):
+    """A TextVectorization layer whose vocabulary comes from the training texts only; with
+    `count_documents` (TF-IDF models), also how many training texts hold each token id (0 padding,
+    1 out-of-vocabulary: none) and how many texts there are. One pass counts for both this and
+    `min_count`."""
     import keras
 
     vectorizer = keras.layers.TextVectorization(
@@ -140,9 +143,17 @@ def _adapted_vectorizer(text, train: Split):
     )
     texts = _training_texts(train)
     vectorizer.adapt(texts.batch(1024))
+    counts = _texts_holding(vectorizer, texts.batch(1024)) if count_documents or text.min_count > 1 else None
     if text.min_count > 1:
-        vectorizer.set_vocabulary(_common_tokens(vectorizer, texts.batch(1024), text.min_count))
-    return vectorizer
+        vocabulary = vectorizer.get_vocabulary(include_special_tokens=False)
+        kept = counts >= text.min_count
+        if not kept.any():
+            raise RunFailed(f"data.text.min_count: no word is in {text.min_count} or more training texts; lower it")
+        vectorizer.set_vocabulary([token for token, keep in zip(vocabulary, kept) if keep])  # the order kept: ids follow counts
+        counts = counts[kept]
+    if not count_documents:
+        return vectorizer, None
+    return vectorizer, (np.concatenate([[0.0, 0.0], counts]).astype(np.float32), train.count)
 
 
 def _texts_holding(vectorizer, batches) -> np.ndarray:
@@ -160,22 +171,6 @@ def _texts_holding(vectorizer, batches) -> np.ndarray:
     for batch in batches:
         counts += tf.cast(tf.sparse.reduce_sum(in_text(batch), axis=0), tf.float32)
     return counts.numpy()[1:]
-
-
-def _common_tokens(vectorizer, batches, min_count: int) -> list[str]:
-    """The adapted vocabulary (most frequent first) without the tokens fewer than `min_count` texts hold."""
-    vocabulary = vectorizer.get_vocabulary(include_special_tokens=False)
-    kept = [token for token, count in zip(vocabulary, _texts_holding(vectorizer, batches)) if count >= min_count]
-    if not kept:
-        raise RunFailed(f"data.text.min_count: no word is in {min_count} or more training texts; lower it")
-    return kept
-
-
-def _document_counts(vectorizer, train: Split) -> tuple[np.ndarray, int]:
-    """TF-IDF's statistics: per token id (0 padding, 1 out-of-vocabulary: none), the training texts
-    holding it; and the number of training texts."""
-    counts = _texts_holding(vectorizer, _training_texts(train).batch(1024))
-    return np.concatenate([[0.0, 0.0], counts]).astype(np.float32), train.count
 
 
 def _named_classes(data, found: list[str] | None, task: str, num_classes: int | None) -> list[str] | None:
@@ -230,8 +225,7 @@ def _inputs(config: Config, read, train: Split, roles, task: str, with_statistic
         tta.check(data.tta, shape, task)
         if not with_statistics:
             return Inputs(shape, is_text=True)
-        vectorizer = _adapted_vectorizer(data.text, train)
-        counts = _document_counts(vectorizer, train) if config.model.uses_tfidf() else None
+        vectorizer, counts = _adapted_vectorizer(data.text, train, count_documents=config.model.uses_tfidf())
         return Inputs(shape, is_text=True, vectorizer=vectorizer, document_counts=counts)
     if probe.arrays is not None:
         shape, raw_dtype = tuple(probe.arrays[0].shape[1:]), probe.arrays[0].dtype

@@ -110,8 +110,8 @@ def build(config, data):
     name = model_name(config.name)
     if data.vectorizer is not None:  # text: raw strings in, token ids to the network
         inputs = keras.Input(shape=(), dtype="string", name="inputs")
-        counts = getattr(data, "document_counts", None)
-        spec = InputSpec(tuple(data.input_shape), data.vectorizer.vocabulary_size(), *(counts if counts is not None else (None, None)))
+        document_counts, documents = data.document_counts or (None, None)  # TF-IDF models only
+        spec = InputSpec(tuple(data.input_shape), data.vectorizer.vocabulary_size(), document_counts, documents)
         body = builder(config.model, spec, output_spec_for(data))
         return keras.Model(inputs, body(data.vectorizer(inputs)), name=name)
     if getattr(data, "table", None) is not None:  # tables: raw columns in, one feature vector to the network
