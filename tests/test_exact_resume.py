@@ -14,9 +14,9 @@ from pathlib import Path
 
 from conftest import quadrant_idx_folder, tiny_cnn_config, write_config
 
-DLOPT = [sys.executable, "-m", "dlopt.cli"]
-TIMING = ("epoch_seconds", "samples_per_second")
+from dlopt.runs.metrics_csv import TIMING
 
+DLOPT = [sys.executable, "-m", "dlopt.cli"]
 
 def rows(run: Path) -> list[dict]:
     with open(run / "metrics.csv") as handle:
@@ -89,4 +89,8 @@ def stop_and_resume(tmp_path: Path, path: Path, expected: list[dict]) -> dict:
     resumed = subprocess.run([*DLOPT, "train", "--resume", str(run), "--json"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert rows(run) == expected  # every epoch, learning rate, metric and the stopping epoch alike
-    return json.loads(resumed.stdout)
+    with open(run / "metrics.csv") as handle:  # the CPU count goes on from the first process's, never restarts
+        cpu = [float(row["cpu_seconds"]) for row in csv.DictReader(handle)]
+    summary = json.loads(resumed.stdout)
+    assert all(a < b for a, b in zip(cpu, cpu[1:])) and cpu[-1] < summary["cpu_seconds"]
+    return summary

@@ -270,7 +270,8 @@ def test_deterministic_runs_repeat_exactly(tmp_path, cli, idx_dir):
         code, _, err = cli("train", config, "--runs-dir", tmp_path / "runs", "--name", name)
         assert code == 0, err
     first, second = (read_rows(run / "metrics.csv") for run in run_dirs(tmp_path / "runs"))
-    timing = ("epoch_seconds", "samples_per_second")
+    from dlopt.runs.metrics_csv import TIMING as timing
+
     assert [{k: v for k, v in r.items() if k not in timing} for r in first] == [{k: v for k, v in r.items() if k not in timing} for r in second]
 
 

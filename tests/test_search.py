@@ -85,13 +85,19 @@ def test_search_mistakes_are_exit_2_with_file_and_line_before_any_trial(tmp_path
 def test_every_trial_is_a_run_and_the_study_keeps_best_yaml_and_plots(tmp_path, cli):
     path = search_config(tmp_path, {"trials": 4, "sampler": "random", "seed": 3, "pruner": "none", "params": LR_AND_WIDTH})
     runs_dir = tmp_path / "runs"
+    from dlopt.callbacks.metrics import CpuClock
+
+    counted_from = CpuClock._read_until  # where this process's next run starts counting its CPU
     code, out, err = cli("tune", path, "--runs-dir", runs_dir, "--json")
+    spent = time.process_time() - counted_from
     assert code == 0, err
     result = json.loads(out)
     study_dir = runs_dir / "tiny-tune"
     assert result["trials"] == {"complete": 4} and result["study_dir"] == str(study_dir)
     trials = trial_runs(study_dir)
     assert len(trials) == 4
+    cpu = [json.loads((run / "summary.json").read_text())["cpu_seconds"] for run in trials]
+    assert all(c > 0 for c in cpu) and sum(cpu) <= spent + 0.1  # each trial counts its own CPU, never an earlier one's
     values = {}
     for run in trials:
         entry = record(run)["search"]
@@ -116,6 +122,9 @@ def test_every_trial_is_a_run_and_the_study_keeps_best_yaml_and_plots(tmp_path, 
     code, out, _ = cli("compare", study_dir, "--csv")  # the trials, with the sampled keys as columns
     header, *rows = list(csv.reader(io.StringIO(out)))
     assert header[:5] == ["run", "trial", "status", "optimizer.learning_rate", "model.dense"] and len(rows) == 4
+    code, out, _ = cli("compare", study_dir, "--csv", "--sort", "cpu_seconds")  # the cheapest trial first
+    table = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and [float(r["cpu_seconds"]) for r in table] == sorted(cpu)
     code, out, err = cli("eval", trials[0], "--json")  # a trial is an ordinary run
     assert code == 0 and "accuracy" in json.loads(out)["metrics"], err
     code, out, err = cli("train", study_dir / "best.yaml", "--runs-dir", tmp_path / "again", "--json")  # best.yaml trains as is

@@ -63,9 +63,11 @@ def test_metrics_csv_one_row_per_epoch_with_timing_and_learning_rate(trained):
     rows = read_csv(run / "metrics.csv")
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     assert list(rows[0]) == [
-        "epoch", "learning_rate", "loss", "accuracy", "macro_f1", "val_accuracy", "val_loss", "val_macro_f1", "epoch_seconds", "samples_per_second",
+        "epoch", "learning_rate", "loss", "accuracy", "macro_f1", "val_accuracy", "val_loss", "val_macro_f1", "epoch_seconds", "samples_per_second", "cpu_seconds",
     ]
     assert all(float(r["samples_per_second"]) > 0 and float(r["epoch_seconds"]) > 0 for r in rows)
+    cpu = [float(r["cpu_seconds"]) for r in rows]  # the run's CPU so far: start-up in, and rising
+    assert cpu[0] > 1 and cpu[0] < cpu[1] < cpu[2]
     # warm-up to 0.01 during epoch 1, then cosine decay towards 0 over epochs 2-3
     rates = [float(r["learning_rate"]) for r in rows]
     assert rates[0] == pytest.approx(0.01 * 6 / 7, rel=1e-4)  # the last of 7 warm-up steps (216 examples / 32)
@@ -277,7 +279,7 @@ def test_early_stopping_restores_best_weights_by_default(idx_dir):
 
     config = Config.model_validate(tiny_cnn_config(idx_dir, train={"early_stopping": {"monitor": "val_accuracy", "patience": 2}}))
     data = SimpleNamespace(counts={"train": 10}, steps_per_epoch=1, batch_size=10, epoch=None, random_states=None)
-    callbacks, *_ = _callbacks(config, Path("/tmp/unused-run"), data, "none", [], StopAtSafePoint())
+    callbacks, *_ = _callbacks(config, Path("/tmp/unused-run"), data, "none", [], StopAtSafePoint(), cpu_clock=lambda: 0.0)
     stop = next(c for c in callbacks if type(c).__name__ == "EarlyStopping")
     assert (stop.monitor, stop.patience, stop.restore_best_weights) == ("val_accuracy", 2, True)
 

@@ -197,7 +197,7 @@ def train(config_file, sets, module, name, seed, runs_dir, skip_if_done, resume,
             tracker = MlflowTracker.for_config(config, resume)  # an unreachable server: a warning, or no run at all
             summary = run_training(config, Path(runs_dir), command_line(), progress or config.train.progress, resume=resume, tracker=tracker)
     if as_json:
-        keys = ("run_dir", "status", "best", "final", "test", "forecast", "epochs_run", "train_seconds", "worker")
+        keys = ("run_dir", "status", "best", "final", "test", "forecast", "epochs_run", "train_seconds", "cpu_seconds", "worker")
         click.echo(json.dumps({k: summary[k] for k in keys if k in summary}))
     elif summary.get("worker"):  # a multi-worker run's other workers: the chief reports and writes
         click.echo(f"{summary['worker']}: training completed; the chief wrote the run folder")
@@ -315,7 +315,7 @@ def evaluate(run_dir, split, checkpoint, views, no_tta, as_json):
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
-@click.option("--sort", "sort_by", metavar="COLUMN", help="Sort by a column, e.g. val_accuracy, test_accuracy, train_seconds.")
+@click.option("--sort", "sort_by", metavar="COLUMN", help="Sort by a column, e.g. val_accuracy, test_accuracy, train_seconds, cpu_seconds.")
 @click.option("--asc/--desc", "ascending", default=None, help="Sort order (default: best first: accuracies descending, losses ascending).")
 @click.option("--status", "statuses", multiple=True, type=click.Choice(["completed", "pruned", "running", "failed", "interrupted", "died"]), help="Only runs with this status (repeatable).")
 @click.option("--config-hash", metavar="PREFIX", help="Only runs whose resolved config has this hash (run.json's manifest.config_sha256, or its start).")

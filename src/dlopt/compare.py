@@ -18,6 +18,9 @@ from .errors import ConfigError
 from .objectives import monitor_mode
 from .registry import did_you_mean
 from .runs import RunFolder, pid_alive, read_json_if_any, read_metrics, short_names
+from .runs.metrics_csv import TIMING
+
+COST = ("train_seconds", "cpu_seconds")  # a run's wall-clock training time, and its CPU-seconds
 
 try:  # the C loader reads a hundred configs in a blink; the pure-Python one is the fallback
     _SafeLoader = yaml.CSafeLoader
@@ -89,7 +92,7 @@ def load_run(path: Path) -> dict:
         row["best_epoch"] = best.get("epoch")
         row[f"best_{best['monitor']}"] = best.get("value")
     for key, value in (summary.get("final") or {}).items():
-        if key not in ("epoch_seconds", "samples_per_second", "learning_rate"):
+        if key not in (*TIMING, "learning_rate"):
             row[key] = value
     for key, value in (summary.get("test") or {}).items():
         row[f"test_{key}"] = value
@@ -97,6 +100,7 @@ def load_run(path: Path) -> dict:
         row[f"test_single_view_{key}"] = value
     row["epochs"] = summary.get("epochs_run") or _count_epochs(run.metrics)
     row["train_seconds"] = summary.get("train_seconds")
+    row["cpu_seconds"] = summary.get("cpu_seconds")  # user + system: the cost that holds on a shared host
     row["config_hash"] = config_sha[:12] if config_sha else None
     row["_params"] = {k: v for k, v in _flatten(config).items() if k != "name"}
     search = record.get("search") or {}
@@ -130,8 +134,8 @@ def table(paths: list[Path], sort: str | None = None, status: tuple[str, ...] = 
     for row in rows:
         params = row.pop("_params")
         row.update({k: params.get(k) for k in differing})
-    metric_columns = list(dict.fromkeys(k for r in rows for k in r if k not in ("run", "trial", "sampled", "status", "path", "epochs", "train_seconds", "config_hash", *differing)))
-    columns = ["run", *(["trial"] if searched else []), "status", *differing, *metric_columns, "epochs", "train_seconds", "config_hash"]
+    metric_columns = list(dict.fromkeys(k for r in rows for k in r if k not in ("run", "trial", "sampled", "status", "path", "epochs", *COST, "config_hash", *differing)))
+    columns = ["run", *(["trial"] if searched else []), "status", *differing, *metric_columns, "epochs", *COST, "config_hash"]
     names = short_names([row["run"] for row in rows], drop_shared=True)
     for row, name in zip(rows, names):
         row["name"] = name
@@ -140,7 +144,7 @@ def table(paths: list[Path], sort: str | None = None, status: tuple[str, ...] = 
             raise ConfigError(f"--sort: no column '{sort}'{did_you_mean(sort, columns)}; columns: {', '.join(columns)}")
         if descending is None:  # accuracy-like metrics sort best first, losses lowest first
             metric = next((sort[len(p):] for p in ("best_", "test_single_view_", "test_") if sort.startswith(p)), sort)
-            descending = sort not in ("train_seconds", "epochs") and monitor_mode(metric) == "max"
+            descending = sort not in (*COST, "epochs") and monitor_mode(metric) == "max"
         present = [r for r in rows if r.get(sort) is not None]
         missing = [r for r in rows if r.get(sort) is None]
         rows = sorted(present, key=lambda r: (isinstance(r[sort], str), r[sort]), reverse=descending) + missing
@@ -263,8 +267,8 @@ def default_columns(columns: list[str], differing: list[str], rows: list[dict], 
 def header(column: str, columns: list[str]) -> str:
     """A short heading: the last part of a dotted config key when that alone is unambiguous; best and
     test metrics on two lines (`best` over the metric's name)."""
-    if column == "train_seconds":
-        return "time"
+    if column in COST:
+        return {"train_seconds": "time", "cpu_seconds": "CPU"}[column]
     for prefix in ("best_", "test_"):
         if column.startswith(prefix) and column != "best_epoch":
             return f"{prefix[:-1]}\n{_short_metric(column[len(prefix):])}"
@@ -283,7 +287,7 @@ def _short_metric(name: str) -> str:
 
 
 def format_cell(column: str, value) -> str:
-    if column == "train_seconds" and isinstance(value, (int, float)):
+    if column in COST and isinstance(value, (int, float)):
         minutes, seconds = divmod(int(round(value)), 60)
         return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else (f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s")
     return format_value(value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,7 +170,7 @@ def best_epoch(rows: list[dict], monitor: str, mode: str) -> dict:
     return {"epoch": epoch, "monitor": monitor, "value": value}
 
 
-def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows: list[dict], stopper, restore_dir: Path | None = None, trial=None, tracker=None) -> tuple[list, object, object, object]:
+def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows: list[dict], stopper, cpu_clock, restore_dir: Path | None = None, trial=None, tracker=None) -> tuple[list, object, object, object]:
     import keras
 
     from .callbacks.averaging import AveragedWeightsIn, AveragedWeightsOut
@@ -190,7 +191,7 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
     every_steps = None if config.train.deterministic == "strict" else config.checkpoint.backup_every_steps
     backup = Backup(restore.backup, every_steps, save_dir=run.backup)
     metrics_csv = MetricsCSV(run.metrics, earlier_rows)
-    stats = EpochStats(data.counts["train"])
+    stats = EpochStats(data.counts["train"], cpu_clock)
     averaged_in = [AveragedWeightsIn()] if config.optimizer.ema_momentum is not None else []
     callbacks = [
         backup,  # first: it restores weights, optimizer state and the epoch before anything runs
@@ -315,13 +316,17 @@ class Fitted:
     rows: list[dict]  # metrics.csv, every epoch
     train_seconds: float  # this process's fit and the earlier ones' epochs
     startup_seconds: float | None
+    cpu_clock: Callable[[], float]  # the run's CPU-seconds so far, earlier processes' included
 
 
 def _fit(config: Config, run: lifecycle.Run, data, model, placement, progress: str, model_facts: dict, trial=None, tracker=None) -> Fitted:
     """Train, writing checkpoints, the resume state and metrics.csv as it goes; a NaN loss fails the run."""
     if placement.name == "multi_worker":
         distribute.prepare_multi_worker_fit(model, data.pipelines["train"], placement.strategy)
-    callbacks, metrics_csv, run.backup, stats = _callbacks(config, run.run_dir, data, progress, run.earlier_rows, run.stopper, run.restore_dir, trial, tracker)
+    from .callbacks.metrics import CpuClock
+
+    cpu_clock = CpuClock(run.earlier_rows[-1].get("cpu_seconds", 0.0) if run.earlier_rows else 0.0)
+    callbacks, metrics_csv, run.backup, stats = _callbacks(config, run.run_dir, data, progress, run.earlier_rows, run.stopper, cpu_clock, run.restore_dir, trial, tracker)
     _print_header(run, data, model, placement, model_facts)
     started = time.perf_counter()
     fit = dict(validation_data=data.pipelines.get("val"), callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
@@ -331,7 +336,7 @@ def _fit(config: Config, run: lifecycle.Run, data, model, placement, progress: s
     if not rows or not all(math.isfinite(row.get("loss", math.nan)) for row in rows):
         bad = next((row["epoch"] for row in rows if not math.isfinite(row.get("loss", math.nan))), len(rows) + 1)
         raise RunFailed(f"loss became NaN or infinite in epoch {bad}; {_checkpoints_kept(run, callbacks)}; lower optimizer.learning_rate or set optimizer.clipnorm")
-    return Fitted(rows, train_seconds, stats.startup_seconds)
+    return Fitted(rows, train_seconds, stats.startup_seconds, cpu_clock)
 
 
 def _checkpoints_kept(run: lifecycle.Run, callbacks: list) -> str:
@@ -419,6 +424,7 @@ def summary_of(config: Config, run_dir: Path, data, model, fitted: Fitted, teste
         "train_seconds": round(fitted.train_seconds, 3),
         "samples_per_second": sum(r["samples_per_second"] for r in rows) / len(rows),
         "startup_seconds": None if fitted.startup_seconds is None else round(fitted.startup_seconds, 3),
+        "cpu_seconds": round(fitted.cpu_clock(), 1),  # user + system, start-up to the tested model
         "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "flops_per_example": cost.flops_per_example(model),
         **model_facts,

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..runs import RunFolder, read_json_if_any, read_metrics, short_names
+from ..runs.metrics_csv import TIMING
 from .plots import save_figure
 
-PANEL_SKIP = ("epoch", "learning_rate", "epoch_seconds", "samples_per_second")
+PANEL_SKIP = ("epoch", "learning_rate", *TIMING)
 
 
 def panels(runs: dict[str, list[dict]]) -> list[str]:

@@ -7,6 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..console import plural
+from ..runs.metrics_csv import TIMING
 
 
 def results_rows(summary: dict) -> tuple[list[str], list[list]]:
@@ -16,7 +17,7 @@ def results_rows(summary: dict) -> tuple[list[str], list[list]]:
     single_view = summary.get("test_single_view")  # set when test-time augmentation averaged views
     columns = ["metric", "train", f"val (best, epoch {best.get('epoch')})", "val (final)"] + (["test (tta)", "test (1 view)"] if single_view else ["test"])
     final, at_best, test = summary.get("final", {}), summary.get("best_epoch_metrics", {}), summary.get("test") or {}
-    skip = ("learning_rate", "epoch_seconds", "samples_per_second", "epoch")
+    skip = ("learning_rate", *TIMING, "epoch")
     rows = [
         [name, final.get(name), at_best.get(f"val_{name}"), final.get(f"val_{name}"), test.get(name), *([single_view.get(name)] if single_view else [])]
         for name in final
@@ -82,9 +83,10 @@ def results_footer(summary: dict) -> str:
         f"model: {summary.get('parameters', 0):,} parameters, {'?' if flops is None else f'{flops / 1e6:,.1f} M'} FLOPs per example, "
         f"{'?' if size is None else f'{size / 1e6:.1f} MB'} file; peak memory {summary.get('peak_memory_mb', 0):,.0f} MB"
     )
+    cpu = f"; {summary['cpu_seconds']:,.1f} CPU-s in all" if summary.get("cpu_seconds") is not None else ""
     return (
         f"{plural(summary.get('epochs_run') or 0, 'epoch')} in {summary.get('train_seconds', 0):.1f}s "
-        f"({summary.get('samples_per_second', 0):.0f} samples/s), best by {summary.get('best', {}).get('monitor')}\n"
+        f"({summary.get('samples_per_second', 0):.0f} samples/s{cpu}), best by {summary.get('best', {}).get('monitor')}\n"
         f"{cost}\nrun folder: {summary['run_dir']}"
     )
 

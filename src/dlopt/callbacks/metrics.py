@@ -1,5 +1,5 @@
-"""Per-epoch numbers: the learning rate, epoch time and throughput added to the logs (EpochStats),
-and metrics.csv written after every epoch (MetricsCSV)."""
+"""Per-epoch numbers: the learning rate, epoch time, throughput and CPU-seconds added to the logs
+(EpochStats), and metrics.csv written after every epoch (MetricsCSV)."""
 
 from __future__ import annotations
 
@@ -38,17 +38,40 @@ def process_start_time() -> float:
         return _IMPORTED_AT
 
 
+class CpuClock:
+    """The CPU-seconds (user + system, every thread) a run has used so far: what accuracy per
+    CPU-second is measured in, read from the run's own files instead of a `/usr/bin/time` wrapper.
+
+    The first run in a process counts from the process's start, start-up included, as
+    `/usr/bin/time` counts a command; a later run in the same process (a study's next trial) counts
+    from where the one before it last read the clock. A resumed run adds what its earlier processes
+    had used by their last finished epoch."""
+
+    _read_until = 0.0  # this process's CPU-seconds already counted by an earlier run in it
+
+    def __init__(self, earlier_seconds: float = 0.0):
+        self.start = CpuClock._read_until
+        self.earlier_seconds = earlier_seconds
+
+    def __call__(self) -> float:
+        now = time.process_time()
+        CpuClock._read_until = now
+        return self.earlier_seconds + now - self.start
+
+
 class EpochStats(keras.callbacks.Callback):
-    """Adds learning_rate, epoch_seconds and samples_per_second to each epoch's logs, and measures
-    the time from the process's start to the end of the first training step (`startup_seconds`).
+    """Adds learning_rate, epoch_seconds, samples_per_second and cpu_seconds (the run's CPU-seconds
+    so far) to each epoch's logs, and measures the time from the process's start to the end of the
+    first training step (`startup_seconds`).
 
     samples_per_second counts training time only (up to the start of validation), so it measures
     the training loop's throughput and compares across runs with different validation sets.
     """
 
-    def __init__(self, train_examples: int):
+    def __init__(self, train_examples: int, cpu_clock: CpuClock):
         super().__init__()
         self.train_examples = train_examples
+        self.cpu_clock = cpu_clock
         self.startup_seconds = None
 
     def on_train_batch_end(self, batch, logs=None):
@@ -70,6 +93,7 @@ class EpochStats(keras.callbacks.Callback):
             logs.setdefault("learning_rate", last_step_learning_rate(self.model.optimizer))
             logs["epoch_seconds"] = end - self.start
             logs["samples_per_second"] = self.train_examples / max(train_seconds, 1e-9)
+            logs["cpu_seconds"] = self.cpu_clock()
 
 
 class MetricsCSV(keras.callbacks.Callback):

@@ -10,8 +10,9 @@ import keras
 
 from .. import console
 from ..console import SHORT_METRIC
+from ..runs.metrics_csv import TIMING
 
-NOT_METRICS = ("loss", "learning_rate", "epoch_seconds", "samples_per_second")
+NOT_METRICS = ("loss", "learning_rate", *TIMING)
 
 
 def main_metric(logs: dict) -> str | None:

@@ -1,7 +1,8 @@
 """metrics.csv, one row per epoch: written by the MetricsCSV callback, read by plots, `compare`,
 resume and search; both sides here so the format lives in one place.
 
-Column order: epoch, learning_rate, loss, metrics, val_*, epoch_seconds, samples_per_second.
+Column order: epoch, learning_rate, loss, metrics, val_*, epoch_seconds, samples_per_second,
+cpu_seconds (the run's CPU-seconds by the end of the epoch, start-up included).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import io
 import math
 from pathlib import Path
 
-TIMING = ("epoch_seconds", "samples_per_second")
+TIMING = ("epoch_seconds", "samples_per_second", "cpu_seconds")  # cost, not quality: never a metric
 
 
 def columns(rows: list[dict]) -> list[str]:

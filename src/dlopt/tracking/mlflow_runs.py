@@ -211,7 +211,7 @@ def result_metrics(summary: dict) -> dict[str, float]:
     if best.get("value") is not None:
         found[f"best_{best['monitor']}"] = best["value"]
         found["best_epoch"] = best["epoch"]
-    for key in ("epochs_run", "train_seconds", "parameters", "trainable_parameters", "flops_per_example", "samples_per_second", "peak_memory_mb", "model_bytes"):
+    for key in ("epochs_run", "train_seconds", "cpu_seconds", "parameters", "trainable_parameters", "flops_per_example", "samples_per_second", "peak_memory_mb", "model_bytes"):
         if isinstance(summary.get(key), (int, float)):
             found[key] = summary[key]
     return {k: float(v) for k, v in found.items() if isinstance(v, (int, float)) and math.isfinite(v)}
