@@ -87,7 +87,7 @@ def test_every_trial_is_a_run_and_the_study_keeps_best_yaml_and_plots(tmp_path, 
     runs_dir = tmp_path / "runs"
     from dlopt.callbacks.metrics import CpuClock
 
-    counted_from = CpuClock._read_until  # where this process's next run starts counting its CPU
+    counted_from = CpuClock.read_until  # where this process's next run starts counting its CPU
     code, out, err = cli("tune", path, "--runs-dir", runs_dir, "--json")
     spent = time.process_time() - counted_from
     assert code == 0, err

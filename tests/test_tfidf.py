@@ -98,8 +98,10 @@ def test_tfidf_on_numbers_is_a_config_error(tmp_path, cli, idx_dir):
     assert code == 2 and "model.type: tfidf expects text" in err and err.count("\n") == 1
 
 
-def test_the_shipped_text_folder_config_learns_and_stops_early(tmp_path, cli):
+def test_the_shipped_text_folder_config_learns_along_its_c_path(tmp_path, cli):
     from test_sequences import write_reviews_folder
+
+    from dlopt.config import load_config
 
     folder = write_reviews_folder(tmp_path / "reviews", train=160, test=40)
     config = Path(__file__).resolve().parents[1] / "configs" / "text_folder_reviews.yaml"
@@ -107,4 +109,32 @@ def test_the_shipped_text_folder_config_learns_and_stops_early(tmp_path, cli):
     assert code == 0, err
     printed = json.loads(out)
     assert printed["test"]["accuracy"] >= 0.9
-    assert printed["epochs_run"] < 40  # early stopping: a small set never trains every epoch
+    summary = json.loads((Path(printed["run_dir"]) / "summary.json").read_text())
+    shipped = load_config(config)  # the whole path, its length fixed by the config whatever the data's size
+    assert printed["epochs_run"] == len(shipped.model.c_path) * shipped.model.epochs_per_c == shipped.train.epochs
+    best = summary["best"]["epoch"]  # judged at the end of each C's stage only
+    assert best % shipped.model.epochs_per_c == 0 and summary["best_c"] == shipped.model.c_at_epoch(best - 1)
+
+
+def test_a_regularisation_path_walks_c_and_keeps_the_best_stage(tmp_path, cli):
+    """model.c_path: a penalty so strong the weights cannot fit the training texts, then a weak one
+    under which they do; the checkpoint keeps an epoch of the stage validation liked, and its C."""
+    path = texts_csv(tmp_path / "t.csv")
+    model = {"type": "tfidf", "c_path": [0.05, 100.0], "epochs_per_c": 6}
+    config = text_config("csv", path, model, splits={"train": "train[:75%]", "test": "train[75%:]"}, text={"max_tokens": 200, "sequence_length": 12, "ngrams": 2})
+    config["train"]["epochs"] = 12
+    config["optimizer"] = {"type": "sgd", "learning_rate": 0.5}  # no step-size memory: each stage acts at once
+    run, summary = trained_run(cli, tmp_path, config)
+    with open(run / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    strong, weak = rows[:6], rows[6:]
+    # held near zero, the weights cannot fit the training texts; let go, they do
+    assert min(float(r["loss"]) for r in strong) > 0.6 > 0.45 > float(weak[-1]["loss"]) and float(weak[-1]["accuracy"]) > 0.95
+    assert summary["best"]["epoch"] == 12 and summary["best_c"] == 100.0 and summary["test"]["accuracy"] >= 0.8  # a stage's end
+    result = subprocess.run([*DLOPT, "predict", str(run), "loved it indeed", "hated it", "--json"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr  # the path's regularizer loads in safe mode, in a fresh process
+    assert [a["name"] for a in json.loads(result.stdout)] == ["pos", "neg"]
+
+    config["train"]["epochs"] = 11  # too few epochs for two stages of six
+    code, _, err = cli("train", write_config(tmp_path / "short.yaml", config), "--runs-dir", tmp_path / "short")
+    assert code == 2 and "train.epochs" in err and "expected at least 12 to walk model.c_path" in err and err.count("\n") == 1

@@ -162,12 +162,18 @@ def finetune_line(facts: dict) -> str:
     return f"init_from {loaded['source']}: {len(loaded['loaded'])} layers loaded, re-initialised (shape changed): {fresh}; {frozen} layers frozen"
 
 
-def best_epoch(rows: list[dict], monitor: str, mode: str) -> dict:
-    values = [(row["epoch"], row[monitor]) for row in rows if monitor in row and math.isfinite(row[monitor])]
+def best_epoch(rows: list[dict], monitor: str, mode: str, judged=None) -> dict:
+    """The best row by `monitor`, among the epochs `judged` (from 1) accepts, if given."""
+    values = [(row["epoch"], row[monitor]) for row in rows if monitor in row and math.isfinite(row[monitor]) and (judged is None or judged(row["epoch"]))]
     if not values:
         return {"epoch": None, "monitor": monitor, "value": None}
     epoch, value = (max if monitor_mode(monitor, mode) == "max" else min)(values, key=lambda item: item[1])
     return {"epoch": epoch, "monitor": monitor, "value": value}
+
+
+def judged_epochs(config: Config):
+    """Which epochs the best checkpoint weighs (a test of the epoch from 1), or None: every one."""
+    return getattr(config.model, "judged_epoch", None)
 
 
 def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows: list[dict], stopper, cpu_clock, restore_dir: Path | None = None, trial=None, tracker=None) -> tuple[list, object, object, object]:
@@ -176,6 +182,7 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
     from .callbacks.averaging import AveragedWeightsIn, AveragedWeightsOut
     from .callbacks.metrics import EpochStats, MetricsCSV
     from .callbacks.progress import progress_callback
+    from .callbacks.regularization import regularization_callbacks
     from .callbacks.resume import Backup, BackupAtEpochEnd, CallbackStates, DataEpoch
     from .callbacks.saving import AtomicCheckpoint
     from .callbacks.stopping import StopOnNaN
@@ -185,7 +192,8 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
     monitor = config.checkpoint.monitor
     mode = monitor_mode(monitor, config.checkpoint.mode)
     # a resumed run must not replace best.keras with anything worse than its earlier best
-    threshold = best_epoch(earlier_rows, monitor, mode)["value"]
+    judged = judged_epochs(config)
+    threshold = best_epoch(earlier_rows, monitor, mode, judged)["value"]
     # a non-chief worker resuming restores the chief's state (restore_dir) and saves into its scratch;
     # strict determinism keeps the state of epoch ends only, from which a resumed run repeats exactly
     every_steps = None if config.train.deterministic == "strict" else config.checkpoint.backup_every_steps
@@ -198,9 +206,10 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
         DataEpoch(data.epoch),  # the training order of each epoch is drawn from its number
         stats,  # before the writers: they see its learning_rate and timing
         *schedule_callbacks(config, data.steps_per_epoch),
+        *regularization_callbacks(config),  # before the checkpoints: an epoch trains and is judged at its C
         StopOnNaN(),
         *averaged_in,  # from here to AveragedWeightsOut the model holds the averaged weights
-        AtomicCheckpoint(run.checkpoint("best"), monitor=monitor, mode=mode, save_best_only=True, initial_value_threshold=threshold),
+        AtomicCheckpoint(run.checkpoint("best"), monitor=monitor, mode=mode, save_best_only=True, initial_value_threshold=threshold, judged=judged),
         AtomicCheckpoint(run.checkpoint("last")),
         keras.callbacks.TensorBoard(run.tensorboard, histogram_freq=0, write_graph=False, profile_batch=0),
     ]
@@ -399,7 +408,7 @@ def summary_of(config: Config, run_dir: Path, data, model, fitted: Fitted, teste
     """summary.json: how the run ended, its best epoch, test results, data, model and cost."""
     rows = fitted.rows
     best_path = RunFolder(run_dir).checkpoint("best")
-    best = best_epoch(rows, config.checkpoint.monitor, config.checkpoint.mode)
+    best = best_epoch(rows, config.checkpoint.monitor, config.checkpoint.mode, judged_epochs(config))
     summary = {
         "name": config.name,
         "run_dir": str(run_dir),
@@ -407,6 +416,7 @@ def summary_of(config: Config, run_dir: Path, data, model, fitted: Fitted, teste
         **({"pruned": pruned} if pruned else {}),
         "best": best,
         "best_epoch_metrics": next((row for row in rows if row["epoch"] == best["epoch"]), {}),
+        **({"best_c": config.model.c_at_epoch(best["epoch"] - 1)} if getattr(config.model, "c_path", None) and best.get("epoch") else {}),  # the path's C there
         "final": {k: v for k, v in rows[-1].items() if k != "epoch"},
         "test": tested.metrics,
         **({"test_single_view": tested.single_view, "tta": list(config.data.tta)} if tested.single_view else {}),

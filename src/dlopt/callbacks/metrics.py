@@ -47,15 +47,15 @@ class CpuClock:
     from where the one before it last read the clock. A resumed run adds what its earlier processes
     had used by their last finished epoch."""
 
-    _read_until = 0.0  # this process's CPU-seconds already counted by an earlier run in it
+    read_until = 0.0  # this process's CPU-seconds already counted by an earlier run in it
 
     def __init__(self, earlier_seconds: float = 0.0):
-        self.start = CpuClock._read_until
+        self.start = CpuClock.read_until
         self.earlier_seconds = earlier_seconds
 
     def __call__(self) -> float:
         now = time.process_time()
-        CpuClock._read_until = now
+        CpuClock.read_until = now
         return self.earlier_seconds + now - self.start
 
 

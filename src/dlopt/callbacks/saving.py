@@ -18,9 +18,14 @@ class AtomicCheckpoint(keras.callbacks.ModelCheckpoint):
     disk) or is killed leaves the previous best.keras / last.keras whole and loadable. Weights that
     are not finite (a NaN loss) are never saved: the file keeps the last finite epoch's."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, judged=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.judged = judged  # which epochs (from 1) may become the best; None: every one
         self.saved_epoch = None  # the epoch (1-based) the file holds, when this process saved it
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.judged is None or self.judged(epoch + 1):
+            super().on_epoch_end(epoch, logs)
 
     def _save_model(self, epoch, batch, logs):
         from ..models import non_finite_weights
@@ -28,6 +33,7 @@ class AtomicCheckpoint(keras.callbacks.ModelCheckpoint):
         if non_finite_weights(self.model):
             return
         final = self.filepath
+        Path(final).parent.mkdir(parents=True, exist_ok=True)
         if not self.save_best_only:  # saved every time: check the room first (best.keras saves only sometimes)
             ensure_space(Path(final).parent, self.model)
         tmp = Path(final).with_name(f".{Path(final).stem}.{os.getpid()}.tmp.keras")

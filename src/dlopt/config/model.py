@@ -185,9 +185,27 @@ class TfIdfConfig(ModelBase):
     type: Literal["tfidf"]
     sublinear_tf: bool = Field(True, description="Term frequency as 1 + log(count), as scikit-learn's `sublinear_tf` (`tfidf`).")
     dense: list[PositiveInt] = Field(default_factory=list, description="Hidden layers after the TF-IDF layer; empty: linear (logistic regression) (`tfidf`).")
+    c_path: Optional[list[Annotated[float, Field(gt=0)]]] = Field(
+        None,
+        description="A regularisation path, as logistic regression's grid of C: the TF-IDF layer trains `epochs_per_c` epochs at each C in turn, "
+        "each stage starting from the weights the one before left (list the strongest penalty, the smallest C, first), its L2 penalty "
+        "1 / (2 C n) for n training texts (scikit-learn's C, on the mean loss: the same C regularises alike on any size of data); "
+        "the best checkpoint weighs the last epoch of each stage by `checkpoint.monitor`, summary.json names the C it kept. Replaces `model.l2` on that layer (`tfidf`).",
+    )
+    epochs_per_c: PositiveInt = Field(10, description="Epochs at each C of `model.c_path` (`tfidf`).")
 
     def uses_tfidf(self) -> bool:
         return True
+
+    def c_at_epoch(self, epoch: int) -> float | None:
+        """The C of `c_path` the epoch (from 0) trains with; after the path, the last."""
+        return self.c_path[min(epoch // self.epochs_per_c, len(self.c_path) - 1)] if self.c_path else None
+
+    def judged_epoch(self, epoch: int) -> bool:
+        """Whether the best checkpoint weighs this epoch (from 1): along a path only the last of each
+        stage, each C trained to its end and compared as a grid search compares them (five judged
+        points, not sixty, so validation's noise picks less); every epoch after the path or without one."""
+        return not self.c_path or epoch % self.epochs_per_c == 0 or epoch > len(self.c_path) * self.epochs_per_c
 
 
 @MODELS.section

@@ -50,6 +50,12 @@ class Config(Section):
             raise PydanticCustomError(
                 "dlopt_field", "{message}", {"key": "data.text.sequence_length", "message": f"null (every token) is for model.type tfidf; model.type {self.model.type} needs a number of tokens"}
             )
+        path = getattr(self.model, "c_path", None)
+        if path and self.train.epochs < len(path) * self.model.epochs_per_c:
+            raise PydanticCustomError(
+                "dlopt_field", "{message}",
+                {"key": "train.epochs", "message": f"expected at least {len(path) * self.model.epochs_per_c} to walk model.c_path ({len(path)} values x model.epochs_per_c {self.model.epochs_per_c}), got {self.train.epochs}"},
+            )
         if self.model.unfreeze_at_epoch is not None and self.model.unfreeze_at_epoch >= self.train.epochs:
             raise PydanticCustomError(
                 "dlopt_field", "{message}", {"key": "model.unfreeze_at_epoch", "message": f"expected fewer than train.epochs ({self.train.epochs}), got {self.model.unfreeze_at_epoch}"}

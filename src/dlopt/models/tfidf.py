@@ -70,10 +70,31 @@ def _register():
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer) if self.kernel_regularizer else None,
             }
 
-    return TfIdfDense
+    @keras.saving.register_keras_serializable(package="dlopt")
+    class PathL2(keras.regularizers.Regularizer):
+        """L2 of strength 1 / (2 C n), scikit-learn's C on the mean loss of n examples, whose C a
+        callback moves along `model.c_path` as training goes (callbacks/regularization.py)."""
+
+        def __init__(self, c: float, examples: int):
+            self.examples = int(examples)
+            self.strength = keras.Variable(self.l2_of(c), trainable=False, dtype="float32", name="path_l2")
+
+        def l2_of(self, c: float) -> float:
+            return 1.0 / (2.0 * c * self.examples)
+
+        def set_c(self, c: float) -> None:
+            self.strength.assign(self.l2_of(c))
+
+        def __call__(self, x):
+            return self.strength * keras.ops.sum(keras.ops.square(x))
+
+        def get_config(self):
+            return {"c": 1.0 / (2.0 * float(self.strength.numpy()) * self.examples), "examples": self.examples}
+
+    return TfIdfDense, PathL2
 
 
-TfIdfDense = _register()
+TfIdfDense, PathL2 = _register()
 
 
 def tfidf_dense(token_ids, units: int, input_spec, sublinear_tf: bool, regularizer, name: str):
@@ -90,12 +111,14 @@ def build_tfidf(model_config, input_spec, output_spec):
     import keras
 
     regularizer = kernel_regularizer(model_config)
+    # along a regularisation path the TF-IDF layer's penalty follows C, starting at the path's first
+    tfidf_regularizer = PathL2(model_config.c_path[0], input_spec.documents) if model_config.c_path else regularizer
     inputs = text_token_ids(input_spec, "tfidf")
     hidden = model_config.dense
     if not hidden:  # linear: TF-IDF straight into the head's logits
-        logits = tfidf_dense(inputs, output_spec.units, input_spec, model_config.sublinear_tf, regularizer, "tfidf_linear")
+        logits = tfidf_dense(inputs, output_spec.units, input_spec, model_config.sublinear_tf, tfidf_regularizer, "tfidf_linear")
         return keras.Model(inputs, head_of_logits(logits, output_spec), name="tfidf")
-    x = keras.layers.Activation(model_config.activation, name="tfidf_activation")(tfidf_dense(inputs, hidden[0], input_spec, model_config.sublinear_tf, regularizer, "tfidf_linear"))
+    x = keras.layers.Activation(model_config.activation, name="tfidf_activation")(tfidf_dense(inputs, hidden[0], input_spec, model_config.sublinear_tf, tfidf_regularizer, "tfidf_linear"))
     if model_config.dropout:
         x = keras.layers.Dropout(model_config.dropout, name="tfidf_dropout")(x)
     x = dense_stack(x, hidden[1:], model_config, regularizer, prefix="dense")
