@@ -17,6 +17,7 @@ chosen by a hash of the synset offset or of the chapter, so a chapter's verses n
 split (neighbouring verses share names and phrases).
 
     python benchmarks/text_data.py /tmp/dlopt-text [--held-out]
+    python benchmarks/text_data.py /tmp/small --sample 4800   # samples of the size of the held-out set
     dlopt train configs/fasttext_text.yaml --set data.path=/tmp/dlopt-text/wordnet_nouns
 """
 
@@ -108,10 +109,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="folder to write <data set>/train.csv and test.csv into")
     parser.add_argument("--held-out", action="store_true", help="write the held-out set (fortunes) instead")
+    parser.add_argument("--sample", type=int, metavar="ROWS", help="write random samples of the tuning sets instead: ROWS training rows and 4,000 test rows each (to stand for a small set)")
     args = parser.parse_args()
     for name, rows_of in (HELD_OUT if args.held_out else DATASETS).items():
         rows = rows_of()
         counts = write(rows, args.out / name)
+        if args.sample:
+            import pandas as pd
+
+            for split, size in (("train", args.sample), ("test", 4000)):
+                table = pd.read_csv(args.out / name / f"{split}.csv")
+                table.sample(min(size, len(table)), random_state=0).to_csv(args.out / name / f"{split}.csv", index=False)
+                counts[split] = min(size, len(table))
         print(f"{args.out / name}: {counts['train']} train, {counts['test']} test, {len({r[2] for r in rows})} classes")
 
 

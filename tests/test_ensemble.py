@@ -24,6 +24,7 @@ def members(tmp_path_factory) -> tuple[Path, list[Path]]:
     for seed in (1, 2, 3):
         # an L2 penalty each: the ensemble's loss must be the data's alone, not theirs added up
         config = tiny_cnn_config(folder, seed=seed, train={"epochs": 2, "progress": "none"}, model={"type": "cnn", "blocks": [{"filters": 4}], "dense": [8], "l2": 0.01})
+        config["data"]["tta"] = ["horizontal_flip"]  # the ensemble is tested as its members were: with their views
         config = write_config(tmp / f"c{seed}.yaml", config)
         result = subprocess.run([*DLOPT, "train", str(config), "--runs-dir", str(tmp / "runs"), "--json", "--name", f"m{seed}"], capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr
@@ -51,7 +52,9 @@ def test_an_ensemble_averages_its_members_and_is_a_run(members, cli):
     assert test["metrics"]["accuracy"] == pytest.approx(result["test"]["accuracy"])
     images, labels = quadrant_images(80, seed=2)  # the test split's files
     probabilities = keras.models.load_model(run / "checkpoints" / "best.keras", compile=False).predict(images[..., None].astype(np.float32), verbose=0)
-    assert result["test"]["loss"] == pytest.approx(float(-np.log(probabilities[np.arange(80), labels]).mean()), abs=1e-4)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["tta"] == ["horizontal_flip"] and summary["test_single_view"] == pytest.approx(test["metrics_single_view"])
+    assert summary["test_single_view"]["loss"] == pytest.approx(float(-np.log(probabilities[np.arange(80), labels]).mean()), abs=1e-4)
     assert json.loads((run / "run.json").read_text())["ensemble"]["members"] == [str(r) for r in runs]
     # eval, predict and export take it as a run
     np.save(tmp / "x0.npy", x[0])
