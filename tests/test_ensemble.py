@@ -85,3 +85,36 @@ def test_members_of_other_data_or_classes_are_refused_in_one_line(members, cli, 
     assert not (tmp_path / "ensembles").exists() or not any((tmp_path / "ensembles").iterdir())
     code, _, err = cli("ensemble", runs[0], "--runs-dir", tmp_path / "ensembles")
     assert code == 2 and "at least two runs" in err
+
+
+def test_an_ensemble_of_forecasts_averages_values_and_reports_against_naive_forecasts(tmp_path, cli):
+    from test_sequences import write_series
+
+    import keras
+
+    path = write_series(tmp_path / "s.csv", steps=240, noise=0.05)
+    runs = []
+    for seed in (1, 2):
+        config = {
+            "name": "wave",
+            "seed": seed,
+            "data": {"source": "csv", "path": str(path), "batch_size": 32, "timeseries": {"time_column": "t", "target_columns": ["wave"], "input_width": 12, "horizon": 2, "season": 12}},
+            "model": {"type": "lstm", "units": [4]},
+            "train": {"epochs": 2, "progress": "none"},
+        }
+        code, out, err = cli("train", write_config(tmp_path / f"c{seed}.yaml", config), "--runs-dir", tmp_path / "runs", "--json")
+        assert code == 0, err
+        runs.append(Path(json.loads(out)["run_dir"]))
+    code, out, err = cli("ensemble", *runs, "--runs-dir", tmp_path / "ensembles", "--json")
+    assert code == 0, err
+    run = Path(json.loads(out)["run_dir"])
+    summary = json.loads((run / "summary.json").read_text())
+    models = [keras.models.load_model(r / "checkpoints" / "best.keras", compile=False) for r in runs]
+    x = np.random.default_rng(0).normal(size=(5, *models[0].inputs[0].shape[1:])).astype(np.float32)  # windows of every column
+    each = [model.predict(x, verbose=0) for model in models]
+    averaged = keras.models.load_model(run / "checkpoints" / "best.keras", compile=False).predict(x, verbose=0)
+    np.testing.assert_allclose(averaged, np.mean(each, axis=0), atol=1e-5)  # values averaged, not classes
+    forecast = summary["forecast"]  # scored on the members' test windows, in the series' units, as a run is
+    members = [json.loads((r / "summary.json").read_text())["forecast"] for r in runs]
+    assert forecast["windows"] == members[0]["windows"] and forecast["seasonal_naive"]["rmse"] == pytest.approx(members[0]["seasonal_naive"]["rmse"])
+    assert forecast["model"]["rmse"] > 0 and forecast["model"]["rmse"] != members[0]["model"]["rmse"]

@@ -353,6 +353,7 @@ def test_timeseries_training_reports_model_against_naive_forecasts(tmp_path, cli
         assert forecast[name]["rmse"] >= forecast[name]["mae"] > 0
     code, out, _ = cli("eval", run, "--json")
     assert code == 0 and json.loads(out)["metrics"]["loss"] == pytest.approx(summary["test"]["loss"], rel=1e-4)
+    assert json.loads(out)["forecast"]["model"]["rmse"] == pytest.approx(forecast["model"]["rmse"], rel=1e-4)  # eval reports it too
     code, out, err = cli("train", write_config(tmp_path / "c.yaml", config), "--runs-dir", tmp_path / "runs2")
     assert code == 0 and "seasonal naive (12)" in out and "seasonal naive + trend" in out and "step 2" in out, err
 

@@ -305,6 +305,8 @@ def evaluate(run_dir, split, checkpoint, views, no_tta, as_json):
         for key, value in result["metrics"].items():
             table.add_row(key, f"{value:.4f}", *([f"{single_view[key]:.4f}"] if single_view else []))
         console.stdout.print(table)
+        if result.get("forecast"):
+            console.stdout.print(tables.forecast_table(result["forecast"]))
         if result.get("per_class"):
             console.stdout.print(tables.per_class_table(result, split))
         elif result.get("class_names"):

@@ -132,6 +132,7 @@ def ensemble(run_dirs: list[Path], runs_dir: Path, name: str | None, command: li
             "ensemble": [str(m.run_dir) for m in members],
             "test": tested["metrics"],
             **({"test_single_view": tested["metrics_single_view"], "tta": tested["tta"]} if tested.get("metrics_single_view") else {}),  # as a run's summary has them
+            **({"forecast": tested["forecast"]} if tested.get("forecast") else {}),  # a forecast against the naive ones
             "members_test": member_tests,
             **({"class_names": tested["class_names"]} if tested.get("class_names") else {}),
             "parameters": int(model.count_params()),
