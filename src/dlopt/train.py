@@ -206,7 +206,7 @@ def _callbacks(config: Config, run_dir: Path, data, progress: str, earlier_rows:
         DataEpoch(data.epoch),  # the training order of each epoch is drawn from its number
         stats,  # before the writers: they see its learning_rate and timing
         *schedule_callbacks(config, data.steps_per_epoch),
-        *regularization_callbacks(config),  # before the checkpoints: an epoch trains and is judged at its C
+        *regularization_callbacks(config, monitor, mode, earlier_rows),  # before the checkpoints: an epoch trains and is judged at its C
         StopOnNaN(),
         *averaged_in,  # from here to AveragedWeightsOut the model holds the averaged weights
         AtomicCheckpoint(run.checkpoint("best"), monitor=monitor, mode=mode, save_best_only=True, initial_value_threshold=threshold, judged=judged),

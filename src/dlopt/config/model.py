@@ -193,6 +193,9 @@ class TfIdfConfig(ModelBase):
         "the best checkpoint weighs the last epoch of each stage by `checkpoint.monitor`, summary.json names the C it kept. Replaces `model.l2` on that layer (`tfidf`).",
     )
     epochs_per_c: PositiveInt = Field(10, description="Epochs at each C of `model.c_path` (`tfidf`).")
+    c_path_patience: Optional[PositiveInt] = Field(
+        2, description="Early stopping along `model.c_path`: the path ends once this many C in a row are no better by `checkpoint.monitor` (at their stages' ends) than the best before them; null: walk it whole (`tfidf`)."
+    )
 
     def uses_tfidf(self) -> bool:
         return True
