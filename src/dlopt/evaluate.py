@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import data as data_module
+from .data.timeseries import forecast_report
 from . import runs, tta
 from .errors import ConfigError
 from .runs import RunFolder
@@ -44,13 +45,6 @@ def evaluate_split(model, data, split: str, run_dir: Path, views=(), progress: s
     return SplitResult(metrics, single_view, analysis)
 
 
-def _forecast_report(model, data, config) -> dict:
-    """A forecast's test RMSE/MAE next to the naive forecasts on the same windows, as training reports it."""
-    from .data.timeseries import forecast_report
-
-    return forecast_report(model, data.series, config.data.timeseries)
-
-
 def evaluate(run_dir: Path, split: str = "test", checkpoint: str = "best", views: list[str] | None = None, progress: str = "auto") -> dict:
     """`dlopt eval`: metrics of the run's saved model on `split`, written to eval/<split>.json;
     `views`: test-time augmentation views (None: the run's `data.tta`, [] none), with single-view
@@ -75,7 +69,7 @@ def evaluate(run_dir: Path, split: str = "test", checkpoint: str = "best", views
         "metrics": scored.metrics,
         **({"metrics_single_view": scored.single_view, "tta": views} if scored.single_view else {}),
         **scored.analysis,
-        **({"forecast": _forecast_report(model, data, config)} if data.series is not None and split == "test" else {}),
+        **({"forecast": forecast_report(model, data.series, config.data.timeseries)} if data.series is not None and split == "test" else {}),  # as training reports it
         "evaluated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
     }
     runs.write_json(RunFolder(run_dir).eval_file(split), result)
