@@ -65,16 +65,29 @@ MISSING_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "None", "?"]
 
 
 class TableConfig(Section):
-    """Source `csv` as a table: feature columns (numbers or categories) and a label column. The
+    """Source `csv` as a table: feature columns (numbers, categories, text, sets, dates) and a label column. The
     preprocessing is learnt from the training split only and saved inside the model, so the model
     takes raw rows. Before any run folder exists, dlopt prints how it reads each column (number,
-    category, text, ignored) and why. A missing category is a category of its own; missing numbers
+    category, text, set, date, ignored) and why. A missing category is a category of its own; missing numbers
     and values that do not fit their column: `missing_numbers`, `bad_values`."""
 
     label_column: str = Field(..., description="The column to predict: class names or ids (classification), or numbers (regression, or see `data.task`).")
     feature_columns: Optional[Annotated[list[str], Field(min_length=1)]] = Field(None, description="Input columns; unset: every column but the label and `ignore_columns`.")
     categorical_columns: Optional[list[str]] = Field(
         None, description="Columns read as categories even when their values are numbers (codes, years); columns with any non-numeric value are categorical anyway."
+    )
+    text_columns: Optional[list[str]] = Field(
+        None,
+        description="Columns read as free text: each gets a vocabulary from the training split (with `data.text`'s settings) and the text encoder of `model.type: mixed`. Unset: columns of many different values of several words each are text.",
+    )
+    set_columns: list[str] = Field(
+        default_factory=list, description="Columns holding several values in one cell (tags), split on `set_separator`; each of the training split's `max_set_values` most frequent values is a 0/1 feature."
+    )
+    set_separator: Optional[str] = Field(None, description="What separates the values of a `set_columns` cell; unset: any whitespace.")
+    max_set_values: PositiveInt = Field(1000, description="Most frequent values kept per set column (from the training split); rarer and unseen ones share one 'other' slot.")
+    date_columns: Optional[list[str]] = Field(
+        None,
+        description="Columns of ISO dates (`2024-03-01`, `2024-03-01 14:30`), read inside the model as the day count (standardised on the training split), month, weekday and hour as cycles, the day of the month, and a missing flag. Unset: columns whose every value is such a date.",
     )
     ignore_columns: list[str] = Field(default_factory=list, description="Columns never used as features (ids, free text, leaks of the label).")
     missing_values: list[str] = Field(default_factory=lambda: list(MISSING_VALUES), description="Cell values that mean 'missing' (compared after stripping spaces).")
@@ -88,6 +101,18 @@ class TableConfig(Section):
         "error",
         description="A value that does not fit its column (`abc` or `inf` in a column of numbers): `error` stops before any run folder exists, naming file, line, column and value; `missing` reads it as missing; `drop_row` leaves the row out (counted, printed and kept in run.json).",
     )
+
+    @model_validator(mode="after")
+    def _one_kind_per_column(self):
+        seen: dict[str, str] = {}
+        for key in ("categorical_columns", "text_columns", "set_columns", "date_columns", "ignore_columns"):
+            for column in getattr(self, key) or []:
+                if column == self.label_column:
+                    raise field_error(key, f"'{column}' is the label column, not a feature")
+                if column in seen:
+                    raise field_error(key, f"'{column}' is in {seen[column]} too; a column is read one way")
+                seen[column] = key
+        return self
 
 
 class TextConfig(Section):

@@ -3,7 +3,7 @@ names its builder (`builds`). A `type` no family has is a model your `model.modu
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
@@ -245,6 +245,49 @@ class BackboneConfig(ModelBase):
         default_factory=dict, description="Further keyword arguments of the keras.applications constructor, e.g. `{alpha: 0.35}` for a narrower MobileNet (`backbone`)."
     )
     dense: list[PositiveInt] = Field(default_factory=list)
+
+
+# a text column's encoder in `mixed`: a text family's network up to its head (keys as that family's)
+TEXT_ENCODERS = ("fasttext", "textcnn", "lstm", "transformer")
+TextEncoder = Annotated[Union[FastTextConfig, TextCnnConfig, LstmConfig, TransformerConfig], Field(discriminator="type")]
+NOT_FOR_ENCODERS = ("module", "init_from", "freeze", "pretrained_lr_multiplier", "unfreeze_at_epoch", "wide")
+
+
+@MODELS.section
+class MixedConfig(ModelBase):
+    """A table of mixed columns (numbers, categories, text, sets, dates) in one model: an encoder per
+    column, combined by concatenation or by a transformer over the columns, then dense layers."""
+
+    builds = "dlopt.models.mixed:build_mixed"
+    takes_table_columns: ClassVar[bool] = True  # builds its own input side from the table's raw columns
+
+    type: Literal["mixed"]
+    combiner: Literal["concat", "transformer"] = Field(
+        "concat",
+        description="How the columns' encodings meet: `concat` side by side into the dense layers (Ludwig's concat); `transformer` each column one token of `token_width`, "
+        "`depth` self-attention blocks across the columns (as FT-Transformer), flattened into the dense layers (`mixed`).",
+    )
+    layers: list[PositiveInt] = Field(default_factory=lambda: [256], description="Units of each dense layer after the combiner (`mixed`).")
+    one_hot_max: PositiveInt = Field(32, description="A category column of at most this many values is one-hot; a larger one gets an embedding of `embedding_dim` (`mixed`, concat combiner).")
+    embedding_dim: PositiveInt = Field(16, description="Embedding size of a category column with more than `one_hot_max` values (`mixed`, concat combiner).")
+    text: TextEncoder = Field(
+        default_factory=lambda: FastTextConfig(type="fasttext"),
+        description=f"The encoder of each text column: `{{type: ..., <its keys>}}`, one of {', '.join(TEXT_ENCODERS)}, with that family's keys (its `dense` layers end the encoder); "
+        "the words come from `data.text` (`mixed`).",
+    )
+    token_width: PositiveInt = Field(32, description="Width of each column's token (`mixed`, transformer combiner).")
+    depth: PositiveInt = Field(2, description="Self-attention blocks across the columns (`mixed`, transformer combiner).")
+    heads: PositiveInt = Field(4, description="Attention heads per block (`mixed`, transformer combiner).")
+    ff_width: PositiveInt = Field(64, description="Hidden units of each block's feed-forward layer (`mixed`, transformer combiner).")
+
+    @model_validator(mode="after")
+    def _encoder_and_combiner_fit(self):
+        if self.token_width % self.heads:
+            raise field_error("heads", f"expected a divisor of token_width ({self.token_width}), got {self.heads}")
+        for key in NOT_FOR_ENCODERS:
+            if key in type(self.text).model_fields and getattr(self.text, key) != type(self.text).model_fields[key].default:
+                raise field_error(f"text.{key}", f"applies to a whole model, not to a column's text encoder; set model.{key}" if key != "wide" else "a text encoder ends before any head: no wide part")
+        return self
 
 
 class CustomModelConfig(ModelBase):

@@ -20,6 +20,7 @@ from . import augment
 from .pipeline import batched, feature_statistics
 from .source import Split, source_for
 from .statistics import input_statistics, table_statistics
+from .vocabulary import adapted_vectorizer
 
 ROLES = ("train", "val", "test")
 
@@ -127,52 +128,6 @@ def _training_texts(train: Split):
     return train.dataset.map(lambda x, y: x)
 
 
-def _adapted_vectorizer(text, train: Split, count_documents: bool = False):
-    """A TextVectorization layer whose vocabulary comes from the training texts only; with
-    `count_documents` (TF-IDF models), also how many training texts hold each token id (0 padding,
-    1 out-of-vocabulary: none) and how many texts there are. One pass counts for both this and
-    `min_count`."""
-    import keras
-
-    vectorizer = keras.layers.TextVectorization(
-        max_tokens=text.max_tokens,
-        output_sequence_length=text.sequence_length,
-        ngrams=text.ngrams if text.ngrams > 1 else None,
-        standardize=None if text.standardize == "none" else text.standardize,
-        name="vectorize",
-    )
-    texts = _training_texts(train)
-    vectorizer.adapt(texts.batch(1024))
-    counts = _texts_holding(vectorizer, texts.batch(1024)) if count_documents or text.min_count > 1 else None
-    if text.min_count > 1:
-        vocabulary = vectorizer.get_vocabulary(include_special_tokens=False)
-        kept = counts >= text.min_count
-        if not kept.any():
-            raise RunFailed(f"data.text.min_count: no word is in {text.min_count} or more training texts; lower it")
-        vectorizer.set_vocabulary([token for token, keep in zip(vocabulary, kept) if keep])  # the order kept: ids follow counts
-        counts = counts[kept]
-    if not count_documents:
-        return vectorizer, None
-    return vectorizer, (np.concatenate([[0.0, 0.0], counts]).astype(np.float32), train.count)
-
-
-def _texts_holding(vectorizer, batches) -> np.ndarray:
-    """How many texts hold each token of the vectorizer's vocabulary (most frequent first, no special tokens)."""
-    import keras
-    import tensorflow as tf
-
-    vocabulary = vectorizer.get_vocabulary(include_special_tokens=False)
-    config = vectorizer.get_config()
-    # the same standardisation, split and n-grams, one 0/1 column per token and text: document counts
-    in_text = keras.layers.TextVectorization(
-        vocabulary=vocabulary, output_mode="multi_hot", sparse=True, standardize=config["standardize"], split=config["split"], ngrams=config["ngrams"]
-    )
-    counts = tf.zeros([len(vocabulary) + 1], tf.float32)  # column 0: out-of-vocabulary
-    for batch in batches:
-        counts += tf.cast(tf.sparse.reduce_sum(in_text(batch), axis=0), tf.float32)
-    return counts.numpy()[1:]
-
-
 def _named_classes(data, found: list[str] | None, task: str, num_classes: int | None) -> list[str] | None:
     """`data.class_names` if set (checked against the classes), else the names the source gave."""
     if data.class_names is None or task != "classification":
@@ -225,7 +180,7 @@ def _inputs(config: Config, read, train: Split, roles, task: str, with_statistic
         tta.check(data.tta, shape, task)
         if not with_statistics:
             return Inputs(shape, is_text=True)
-        vectorizer, counts = _adapted_vectorizer(data.text, train, count_documents=config.model.uses_tfidf())
+        vectorizer, counts = adapted_vectorizer(data.text, _training_texts(train), train.count, count_documents=config.model.uses_tfidf())
         return Inputs(shape, is_text=True, vectorizer=vectorizer, document_counts=counts)
     if probe.arrays is not None:
         shape, raw_dtype = tuple(probe.arrays[0].shape[1:]), probe.arrays[0].dtype

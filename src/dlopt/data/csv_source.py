@@ -20,7 +20,7 @@ class CsvSource(ArraySource):
     @property
     def table_reader(self) -> tabular.CsvTable:
         if self.reader is None:
-            self.reader = tabular.CsvTable(self.data.table, self._files())
+            self.reader = tabular.CsvTable(self.data.table, self._files(), reads_text=getattr(self.config.model, "takes_table_columns", False))
         return self.reader
 
     def _files(self) -> list[Path]:
@@ -58,7 +58,7 @@ class CsvSource(ArraySource):
             if errors:
                 raise ConfigError("\n".join(errors))
         if not used:
-            raise ConfigError(f"data.table: {Path(self.data.path)} has no column dlopt can read as a feature (numbers or categories)")
+            raise ConfigError(f"data.table: {Path(self.data.path)} has no column dlopt can read as a feature (numbers, categories, text, sets, dates)")
 
     def read(self, wanted, roles) -> SplitsRead:
         data = self.data
@@ -87,7 +87,7 @@ class CsvSource(ArraySource):
             warn(f"data.table.label_column: skipped {reader.dropped} rows whose label is missing")
         for what, count in reader.handled.items():
             say(f"data.table: {count:,} {what}")
-        spec = tabular.TableSpec.fit(splits["train"].arrays[0], reader.features, data.table, reader.kinds)
+        spec = tabular.TableSpec.fit(splits["train"].arrays[0], reader.features, data.table, reader.kinds, data.text)
         spec.rows_handled = {**({"rows dropped: no label": reader.dropped} if reader.dropped else {}), **reader.handled}
         for split in splits.values():
             split.arrays = (spec.arrays(split.arrays[0], data.table), split.arrays[1])

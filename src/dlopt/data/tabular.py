@@ -1,11 +1,12 @@
-"""Tables from a CSV (`source: csv` with `data.table`): feature columns of numbers or categories and
-a label column.
+"""Tables from a CSV (`source: csv` with `data.table`): feature columns of numbers, categories,
+free text, sets of values (tags) or dates, and a label column.
 
 Reading gives raw cells, (rows, feature columns) strings, so splits are sliced and carved before any
 column is typed. `TableSpec.fit` then learns from the training split only: which columns are
-numbers, their mean and variance, which have gaps, and each categorical column's vocabulary. The
-model turns raw columns into features with Keras layers built from the spec (`models/tabular.py`),
-so a saved model takes raw rows: numbers (NaN when missing) and strings ("" when missing).
+numbers, their mean and variance, which have gaps, each categorical or set column's vocabulary,
+each text column's word vocabulary, the dates' range. The model turns raw columns into features with
+Keras layers built from the spec (`models/tabular.py`), so a saved model takes raw rows: numbers
+(NaN when missing) and strings ("" when missing).
 """
 
 from __future__ import annotations
@@ -83,28 +84,33 @@ def read_rows(file: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
 
 @dataclass
 class ColumnReading:
-    """How a column is read, and why: `number`, `category`, `text` (not used: tables take no text
-    column yet), `ignored` or `label`; for numbers, the values that are not finite numbers."""
+    """How a column is read, and why: `number`, `category`, `text`, `set`, `date`, `ignored` or
+    `label`; for numbers and dates, the values that do not fit the column."""
 
     name: str
     kind: str
     why: str
     bad: list[tuple[str, int, str]] = field(default_factory=list)  # (file, line, value)
+    unused: bool = False  # text the model does not read
 
     @property
     def used(self) -> bool:
-        return self.kind in ("number", "category")
+        return self.kind in FEATURE_KINDS and not self.unused
 
     def line(self) -> str:
         return f"  {self.name}: {self.kind}{'' if self.used or self.kind == 'label' else ', not used'} ({self.why})"
 
 
+FEATURE_KINDS = ("number", "category", "text", "set", "date")
+# ISO dates, with a time to the minute, second or fraction and a zone, as Python and JavaScript write them
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?")
 MOSTLY_NUMBERS = 0.9  # a column this share of whose values are numbers is a number column with bad values
 TEXT_WORDS = 3.0  # values of this many words on average are free text, not categories
 
 
-def column_readings(files: list[Path], settings) -> list[ColumnReading]:
-    """Every column of the table's files, read as a number, category, text or ignored, and why."""
+def column_readings(files: list[Path], settings, reads_text: bool = False) -> list[ColumnReading]:
+    """Every column of the table's files, read as a number, category, text, set, date or ignored,
+    and why; `reads_text`: the model reads text columns (else a column of free text is not used)."""
     missing = {value.strip() for value in settings.missing_values}
     header, cells = None, []
     for file in files:
@@ -112,7 +118,7 @@ def column_readings(files: list[Path], settings) -> list[ColumnReading]:
         header = header or head
         cells += [(file, line, row) for line, row in rows]
     features = feature_columns(settings, header, files[0])
-    forced = set(settings.categorical_columns or [])
+    forced = declared_kinds(settings)
     readings = []
     for j, name in enumerate(header):
         values = [(file, line, row[j]) for file, line, row in cells if row[j] not in missing]
@@ -121,15 +127,50 @@ def column_readings(files: list[Path], settings) -> list[ColumnReading]:
         elif name not in features:
             readings.append(ColumnReading(name, "ignored", "data.table.ignore_columns" if name in settings.ignore_columns else "not in data.table.feature_columns"))
         elif name in forced:
-            readings.append(ColumnReading(name, "category", "data.table.categorical_columns"))
+            readings.append(_declared(name, forced[name], values, reads_text))
         elif not values:
             readings.append(ColumnReading(name, "ignored", "every value is missing"))
         else:
-            readings.append(_reading(name, values, settings))
+            readings.append(_reading(name, values, settings, reads_text))
     return readings
 
 
-def _reading(name: str, values: list[tuple[Path, int, str]], settings) -> ColumnReading:
+DECLARED = {"categorical_columns": "category", "text_columns": "text", "set_columns": "set", "date_columns": "date"}
+
+
+def declared_kinds(settings) -> dict[str, str]:
+    """column -> kind, for the columns the config declares (`categorical_columns`, `text_columns`, ...)."""
+    return {column: kind for key, kind in DECLARED.items() for column in getattr(settings, key) or []}
+
+
+def _declared(name: str, kind: str, values: list[tuple[Path, int, str]], reads_text: bool) -> ColumnReading:
+    key = next(k for k, v in DECLARED.items() if v == kind)
+    if kind == "text" and not reads_text:
+        raise ConfigError(f"data.table.text_columns: '{name}' is text, which only model.type: mixed reads (a text encoder per column); use it, or list the column in categorical_columns")
+    bad = [(str(file), line, value) for file, line, value in values if day_number(value) is None] if kind == "date" else []
+    return ColumnReading(name, kind, f"data.table.{key}", bad)
+
+
+def is_date(value: str) -> bool:
+    return DATE.fullmatch(value) is not None
+
+
+def day_number(value: str) -> float | None:
+    """Days since 1970-01-01 of an ISO date (its time of day left out), None if it is not one."""
+    import datetime
+
+    if not is_date(value):
+        return None
+    try:
+        return float(datetime.date.fromisoformat(value[:10]).toordinal() - EPOCH_ORDINAL)
+    except ValueError:  # 2024-02-31: the right shape, not a day
+        return None
+
+
+EPOCH_ORDINAL = 719163  # datetime.date(1970, 1, 1).toordinal()
+
+
+def _reading(name: str, values: list[tuple[Path, int, str]], settings, reads_text: bool) -> ColumnReading:
     numbers = [_as_number(value) for _, _, value in values]
     finite = sum(n is not None and np.isfinite(n) for n in numbers)
     if finite == len(values):
@@ -137,12 +178,17 @@ def _reading(name: str, values: list[tuple[Path, int, str]], settings) -> Column
     if finite >= MOSTLY_NUMBERS * len(values):
         bad = [(str(file), line, value) for (file, line, value), n in zip(values, numbers) if n is None or not np.isfinite(n)]
         return ColumnReading(name, "number", f"{finite:,} of {len(values):,} values are numbers", bad)
+    if all(is_date(value) for _, _, value in values):
+        return ColumnReading(name, "date", "every value is an ISO date", [(str(file), line, value) for file, line, value in values if day_number(value) is None])
     distinct = {value for _, _, value in values}
     words = sum(len(value.split()) for _, _, value in values) / len(values)
     if len(distinct) > settings.max_categories and (len(distinct) >= len(values) / 2 or words >= TEXT_WORDS):
+        why = f"{len(distinct):,} different values, {words:.1f} words each on average: free text or names"
+        if reads_text:
+            return ColumnReading(name, "text", why)
         return ColumnReading(
-            name, "text", f"{len(distinct):,} different values, {words:.1f} words each on average: free text or names; "
-            "tables take no text column yet: add it to data.table.categorical_columns to use its most frequent values, or to ignore_columns"
+            name, "text", why + "; only model.type: mixed reads text: use it, or add the column to data.table.categorical_columns to use its most frequent values, or to ignore_columns",
+            unused=True,
         )
     return ColumnReading(name, "category", f"{len(distinct):,} different value{'s' if len(distinct) != 1 else ''}{'' if len(distinct) <= settings.max_categories else f', the {settings.max_categories} most frequent kept'}")
 
@@ -150,7 +196,8 @@ def _reading(name: str, values: list[tuple[Path, int, str]], settings) -> Column
 def bad_value_errors(readings: list[ColumnReading], limit: int = 10) -> list[str]:
     """One line per value that does not fit its column (`bad_values: error`)."""
     found = [(file, line, reading.name, value) for reading in readings for file, line, value in reading.bad]
-    lines = [f"{file}:{line}: column '{name}': {value!r} is not a finite number (its other values are numbers)" for file, line, name, value in sorted(found, key=lambda f: (f[0], f[1]))[:limit]]
+    kinds = {reading.name: reading.kind for reading in readings}
+    lines = [f"{file}:{line}: column '{name}': {value!r} {_misfit(kinds[name])}" for file, line, name, value in sorted(found, key=lambda f: (f[0], f[1]))[:limit]]
     if len(found) > limit:
         lines.append(f"... and {len(found) - limit} more values that do not fit their column")
     if lines:
@@ -158,24 +205,28 @@ def bad_value_errors(readings: list[ColumnReading], limit: int = 10) -> list[str
     return lines
 
 
+def _misfit(kind: str) -> str:
+    return "is not an ISO date such as 2024-03-01 (the column's kind)" if kind == "date" else "is not a finite number (its other values are numbers)"
+
+
 _READINGS: dict = {}
 
 
-def readings_of(files: list[Path], settings) -> list[ColumnReading]:
+def readings_of(files: list[Path], settings, reads_text: bool) -> list[ColumnReading]:
     """column_readings, once per process for the same files and settings (preflight, then build)."""
-    key = (tuple((str(f), f.stat().st_mtime_ns) for f in files), settings.model_dump_json())
+    key = (tuple((str(f), f.stat().st_mtime_ns) for f in files), settings.model_dump_json(), reads_text)
     if key not in _READINGS:
-        _READINGS[key] = column_readings(files, settings)
+        _READINGS[key] = column_readings(files, settings, reads_text)
     return _READINGS[key]
 
 
 class CsvTable:
     """The `load_split` of a table: (cells (rows, used columns) as strings, labels) per split."""
 
-    def __init__(self, settings, files: list[Path]):
+    def __init__(self, settings, files: list[Path], reads_text: bool = False):
         self.settings = settings
         self.missing = {value.strip() for value in settings.missing_values}
-        self.readings = readings_of(files, settings)
+        self.readings = readings_of(files, settings, reads_text)
         self.features = [r.name for r in self.readings if r.used]
         self.kinds = {r.name: r.kind for r in self.readings if r.used}
         self.dropped = 0  # rows without a label, over every split read
@@ -191,35 +242,39 @@ class CsvTable:
         header, rows = read_rows(file)
         where = [header.index(c) for c in self.features]
         label_at = header.index(self.settings.label_column)
-        numbers = [k for k, name in enumerate(self.features) if self.kinds[name] == "number"]
+        checked = [k for k, name in enumerate(self.features) if self.kinds[name] in ("number", "date")]
         cells, labels = [], []
         for line, row in rows:
             if row[label_at] in self.missing:
                 self.dropped += 1
                 continue
             values = [row[i] for i in where]
-            if not self._keep(values, numbers, file, line):
+            if not self._keep(values, checked, file, line):
                 continue
             cells.append(values)
             labels.append(row[label_at])
         x = np.array(cells, dtype=object).reshape(len(cells), len(self.features))
         return x, _typed_labels(labels)
 
-    def _keep(self, values: list[str], numbers: list[int], file: Path, line: int) -> bool:
-        """Apply `bad_values` and `missing_numbers` to one row's values (in place); False: drop it."""
+    def _keep(self, values: list[str], checked: list[int], file: Path, line: int) -> bool:
+        """Apply `bad_values` and `missing_numbers` to one row's numbers and dates (in place);
+        False: drop the row."""
         settings = self.settings
-        for k in numbers:
+        for k in checked:
             value = values[k]
+            date = self.kinds[self.features[k]] == "date"
             if value in self.missing:
-                if settings.missing_numbers == "drop_row":
+                if settings.missing_numbers == "drop_row" and not date:
                     self.handled["rows dropped: a missing number"] += 1
                     return False
                 continue
-            number = _as_number(value)
+            if date and day_number(value) is not None:
+                continue
+            number = None if date else _as_number(value)
             if number is not None and np.isfinite(number):
                 continue
             if settings.bad_values == "error":
-                raise ConfigError(f"{file}:{line}: column '{self.features[k]}': {value!r} is not a finite number; set data.table.bad_values: missing or drop_row to go on")
+                raise ConfigError(f"{file}:{line}: column '{self.features[k]}': {value!r} {_misfit('date' if date else 'number').split(' (')[0]}; set data.table.bad_values: missing or drop_row to go on")
             if settings.bad_values == "drop_row":
                 self.handled["rows dropped: a value that does not fit its column"] += 1
                 return False
@@ -247,15 +302,20 @@ def _as_number(value: str) -> float | None:
         return None
 
 
+KINDS = {"number": "numeric", "category": "categorical", "text": "text", "set": "set", "date": "date"}  # a reading's kind -> its column's
+
+
 @dataclass
 class Column:
     name: str  # as in the CSV header
-    kind: str  # numeric | categorical
-    mean: float = 0.0
+    kind: str  # numeric | categorical | text | set | date
+    mean: float = 0.0  # numeric: the values'; date: the day numbers'
     variance: float = 1.0
     has_missing: bool = False  # numeric: gaps in training, so the model gets a 0/1 missing feature
     fill: float | None = None  # numeric: what a missing value becomes (unset: the mean)
-    vocabulary: list[str] = field(default_factory=list)  # categorical, most frequent first
+    vocabulary: list[str] = field(default_factory=list)  # categorical and set: values, text: words, most frequent first
+    separator: str | None = None  # set: what separates a cell's values (None: whitespace)
+    text: dict = field(default_factory=dict)  # text: data.text's sequence_length, ngrams, standardize
 
     @property
     def input(self) -> str:
@@ -268,26 +328,37 @@ class TableSpec:
     rows_handled: dict = field(default_factory=dict)  # rows dropped or values read as missing, and why
 
     @classmethod
-    def fit(cls, cells: np.ndarray, features: list[str], settings, kinds: dict[str, str] | None = None) -> "TableSpec":
+    def fit(cls, cells: np.ndarray, features: list[str], settings, kinds: dict[str, str] | None = None, text=None) -> "TableSpec":
         """Statistics and vocabularies from the training split's cells only; `kinds`: each
-        column's reading (number or category), else from the cells."""
+        column's reading (number, category, text, set, date), else numbers or categories from the
+        cells; `text`: data.text, the settings of text columns' vocabularies."""
         missing = {value.strip() for value in settings.missing_values}
         forced = set(settings.categorical_columns or [])
         columns = []
         for j, name in enumerate(features):
             values = [v for v in cells[:, j] if v not in missing]
-            numbers = [_as_number(v) for v in values]
-            number = kinds[name] == "number" if kinds else name not in forced and all(n is not None for n in numbers)
-            if number:
-                present = np.array([n for n in numbers if n is not None], dtype=np.float64)
+            if kinds:
+                kind = KINDS[kinds[name]]
+            else:
+                kind = "numeric" if name not in forced and all(_as_number(v) is not None for v in values) else "categorical"
+            if kind == "numeric":
+                present = np.array([n for n in map(_as_number, values) if n is not None], dtype=np.float64)
                 mean, variance = (float(present.mean()), float(present.var())) if len(present) else (0.0, 1.0)
                 fill = settings.fill_value if settings.missing_numbers == "constant" else mean
                 indicator = settings.missing_numbers == "indicator" and len(values) < len(cells)
                 columns.append(Column(name, "numeric", mean, variance, has_missing=indicator, fill=fill))
-            else:
+            elif kind == "categorical":
                 counts = Counter(v if v not in missing else "" for v in cells[:, j])
-                vocabulary = [value for value, _ in counts.most_common(settings.max_categories)]
-                columns.append(Column(name, "categorical", vocabulary=vocabulary))
+                columns.append(Column(name, "categorical", vocabulary=[value for value, _ in counts.most_common(settings.max_categories)]))
+            elif kind == "set":
+                counts = Counter(token for v in values for token in split_set(v, settings.set_separator))
+                columns.append(Column(name, "set", vocabulary=[value for value, _ in counts.most_common(settings.max_set_values)], separator=settings.set_separator))
+            elif kind == "date":
+                days = np.array([d for d in map(day_number, values) if d is not None], dtype=np.float64)
+                mean, variance = (float(days.mean()), float(days.var())) if len(days) else (0.0, 1.0)
+                columns.append(Column(name, "date", mean, max(variance, 1.0)))
+            else:
+                columns.append(_text_column(name, values, text))
         return cls(columns)
 
     def arrays(self, cells: np.ndarray, settings) -> dict[str, np.ndarray]:
@@ -304,11 +375,29 @@ class TableSpec:
                 out[column.input] = np.array(["" if v in missing else v for v in values], dtype=str).reshape(-1, 1)
         return out
 
+    @property
+    def reads_text(self) -> bool:
+        return any(c.kind == "text" for c in self.columns)
+
     def describe(self) -> list[dict]:
-        return [
-            {"column": c.name, "kind": c.kind, **({"missing_feature": c.has_missing} if c.kind == "numeric" else {"categories": len(c.vocabulary)})}
-            for c in self.columns
-        ]
+        sizes = {"numeric": lambda c: {"missing_feature": c.has_missing}, "categorical": lambda c: {"categories": len(c.vocabulary)}, "set": lambda c: {"values": len(c.vocabulary)}, "text": lambda c: {"words": len(c.vocabulary)}, "date": lambda c: {}}
+        return [{"column": c.name, "kind": c.kind, **sizes[c.kind](c)} for c in self.columns]
+
+
+def split_set(value: str, separator: str | None) -> list[str]:
+    """A set cell's values, as the model's SetValues layer splits them (each stripped, none empty)."""
+    return [token.strip() for token in value.split(separator) if token.strip()]
+
+
+def _text_column(name: str, values: list[str], text) -> Column:
+    """A text column: its word vocabulary from the training texts, with data.text's settings."""
+    import tensorflow as tf
+
+    from .vocabulary import adapted_vectorizer
+
+    vectorizer, _ = adapted_vectorizer(text, tf.data.Dataset.from_tensor_slices(np.array(values or [""], dtype=str)), len(values))
+    settings = {"sequence_length": text.sequence_length, "ngrams": text.ngrams, "standardize": text.standardize}
+    return Column(name, "text", vocabulary=vectorizer.get_vocabulary(include_special_tokens=False), text=settings)
 
 
 def rows_from(inputs: list[str], input_names: dict[str, str]) -> tuple[list[str], dict[str, np.ndarray]]:

@@ -56,7 +56,7 @@ def import_user_module(module: str | None) -> None:
 
 def register_builtins() -> None:
     """Import the built-in families: their modules register the layers they save with Keras."""
-    from . import backbone, cnn, fasttext, forecasting, lstm, mlp, tabular, textcnn, tfidf, transformer  # noqa: F401  (importing registers them)
+    from . import backbone, cnn, fasttext, forecasting, lstm, mixed, mlp, tabular, textcnn, tfidf, transformer  # noqa: F401  (importing registers them)
 
 
 def builder_of(model_config):
@@ -114,6 +114,9 @@ def build(config, data):
         spec = InputSpec(tuple(data.input_shape), data.vectorizer.vocabulary_size(), document_counts, documents)
         body = builder(config.model, spec, output_spec_for(data))
         return keras.Model(inputs, body(data.vectorizer(inputs)), name=name)
+    if getattr(data, "table", None) is not None and getattr(config.model, "takes_table_columns", False):  # raw columns in, encoded by the family
+        body = builder(config.model, InputSpec(tuple(data.input_shape), table=data.table), output_spec_for(data))
+        return keras.Model(body.input, body.output, name=name)
     if getattr(data, "table", None) is not None:  # tables: raw columns in, one feature vector to the network
         from . import tabular
 

@@ -1,5 +1,6 @@
 """The building blocks the model families share: what a builder is told about its inputs and
-outputs (InputSpec, OutputSpec), the output head, dense stacks, sequence and text inputs."""
+outputs (InputSpec, OutputSpec), the output head, dense stacks, self-attention blocks, sequence and
+text inputs."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ class InputSpec:
     # TF-IDF weighting: how many training texts hold each token id, of how many texts
     document_counts: object = field(default=None, compare=False)
     documents: int | None = None
+    table: object = field(default=None, compare=False)  # tables, for families that take raw columns (`mixed`): the TableSpec
 
 
 @dataclass(frozen=True)
@@ -132,3 +134,21 @@ def kernel_regularizer(model_config):
     if model_config.l1 or model_config.l2:
         return keras.regularizers.L1L2(l1=model_config.l1, l2=model_config.l2)
     return None
+
+
+def attention_blocks(x, depth: int, heads: int, ff_width: int, dropout: float, activation: str, regularizer, prefix: str = "block"):
+    """`depth` encoder blocks over (batch, positions, width): multi-head self-attention, then a
+    feed-forward layer, each with a residual and layer norm (post-norm, as the original Transformer)."""
+    import keras
+
+    layers = keras.layers
+    width = x.shape[-1]
+    for i in range(depth):
+        attention = layers.MultiHeadAttention(heads, width // heads, dropout=dropout, name=f"{prefix}{i}_attention")(x, x)
+        x = layers.LayerNormalization(epsilon=1e-6, name=f"{prefix}{i}_norm1")(layers.Add(name=f"{prefix}{i}_residual1")([x, attention]))
+        ff = layers.Dense(ff_width, activation=activation, kernel_regularizer=regularizer, name=f"{prefix}{i}_ff1")(x)
+        ff = layers.Dense(width, kernel_regularizer=regularizer, name=f"{prefix}{i}_ff2")(ff)
+        if dropout:
+            ff = layers.Dropout(dropout, name=f"{prefix}{i}_dropout")(ff)
+        x = layers.LayerNormalization(epsilon=1e-6, name=f"{prefix}{i}_norm2")(layers.Add(name=f"{prefix}{i}_residual2")([x, ff]))
+    return x

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import keras
 
-from .parts import dense_stack, kernel_regularizer, output_head, sequence_inputs
+from .parts import attention_blocks, dense_stack, kernel_regularizer, output_head, sequence_inputs
 
 
 @keras.saving.register_keras_serializable(package="dlopt")
@@ -62,14 +62,7 @@ def build_transformer(model_config, input_spec, output_spec):
     if x.shape[-1] != c.width:  # numeric features: project each time step to the model width
         x = layers.Dense(c.width, name="project")(x)
     x = PositionEmbedding(x.shape[1], c.width, name="positions")(x)
-    for i in range(c.depth):
-        attention = layers.MultiHeadAttention(c.heads, c.width // c.heads, dropout=c.dropout, name=f"block{i}_attention")(x, x)
-        x = layers.LayerNormalization(epsilon=1e-6, name=f"block{i}_norm1")(layers.Add(name=f"block{i}_residual1")([x, attention]))
-        ff = layers.Dense(c.ff_width, activation=c.activation, kernel_regularizer=regularizer, name=f"block{i}_ff1")(x)
-        ff = layers.Dense(c.width, kernel_regularizer=regularizer, name=f"block{i}_ff2")(ff)
-        if c.dropout:
-            ff = layers.Dropout(c.dropout, name=f"block{i}_dropout")(ff)
-        x = layers.LayerNormalization(epsilon=1e-6, name=f"block{i}_norm2")(layers.Add(name=f"block{i}_residual2")([x, ff]))
+    x = attention_blocks(x, c.depth, c.heads, c.ff_width, c.dropout, c.activation, regularizer)
     if c.pooling == "avg":
         x = layers.GlobalAveragePooling1D(name="pool")(x)
     elif c.pooling == "max":
@@ -78,3 +71,4 @@ def build_transformer(model_config, input_spec, output_spec):
         x = FirstPosition(name="pool")(x)
     x = dense_stack(x, c.dense, c, regularizer, prefix="dense")
     return keras.Model(inputs, output_head(x, output_spec, regularizer), name="transformer")
+

@@ -1,0 +1,77 @@
+"""`mixed`: one model over a table whose columns are of several kinds.
+
+Each column is encoded inside the model from its raw value (so a saved model takes raw rows):
+numbers standardised (plus a missing flag), categories one-hot or embedded by their count of values,
+sets of values 0/1 per value, dates as their parts (models/tabular.py), and text through its own
+vocabulary (learnt from the training split) and a text family's network up to its head
+(`model.text`: fasttext, textcnn, lstm or transformer). The combiner then joins the columns:
+`concat` puts the encodings side by side; `transformer` makes each column one token and lets
+self-attention blocks relate them (FT-Transformer's idea) before flattening. Dense layers and the
+head follow.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from . import tabular  # the module, not its names: importing keras may register the families first
+from .parts import InputSpec, OutputSpec, attention_blocks, dense_stack, kernel_regularizer, output_head
+
+
+def build_mixed(model_config, input_spec, output_spec):
+    layers = keras.layers
+    c = model_config
+    regularizer = kernel_regularizer(c)
+    spec = input_spec.table
+    inputs = tabular.table_inputs(spec)
+    encoded = [_encode(inputs[column.input], column, c, regularizer) for column in spec.columns]
+    if c.combiner == "concat":
+        x = encoded[0] if len(encoded) == 1 else layers.Concatenate(name="columns")(encoded)
+    else:
+        # one token per column: its encoding projected to token_width (a category's embedding is one)
+        tokens = [e if e.shape[-1] == c.token_width and column.kind == "categorical" else layers.Dense(c.token_width, name=f"{column.input}_token")(e) for e, column in zip(encoded, spec.columns)]
+        tokens = [layers.Reshape((1, c.token_width), name=f"{column.input}_as_token")(t) for t, column in zip(tokens, spec.columns)]
+        x = tokens[0] if len(tokens) == 1 else layers.Concatenate(axis=1, name="columns")(tokens)
+        x = attention_blocks(x, c.depth, c.heads, c.ff_width, c.dropout, c.activation, regularizer, prefix="across")
+        x = layers.Flatten(name="columns_flat")(x)
+    x = dense_stack(x, c.layers, c, regularizer, prefix="dense")
+    return keras.Model(inputs, output_head(x, output_spec, regularizer), name="mixed")
+
+
+def _encode(x, column, c, regularizer):
+    """One column's encoding, a (batch, features) tensor."""
+    layers = keras.layers
+    if column.kind == "numeric":
+        return tabular.number_features(x, column)
+    if column.kind == "categorical":
+        width = c.token_width if c.combiner == "transformer" else c.embedding_dim
+        if c.combiner == "concat" and len(column.vocabulary) + 1 <= c.one_hot_max:
+            return tabular.one_hot(x, column)
+        ids = layers.StringLookup(vocabulary=column.vocabulary, num_oov_indices=1, name=f"{column.input}_ids")(x)
+        embedded = layers.Embedding(len(column.vocabulary) + 1, width, name=f"{column.input}_embedding")(ids)
+        return layers.Reshape((width,), name=f"{column.input}_flat")(embedded)
+    if column.kind == "set":
+        return tabular.SetValues(column.vocabulary, column.separator, name=f"{column.input}_values")(x)
+    if column.kind == "date":
+        return tabular.DateParts(column.mean, column.variance, name=f"{column.input}_date")(x)
+    return _text(x, column, c)
+
+
+def _text(x, column, c):
+    """Raw text -> token ids (the column's training vocabulary) -> the text family's network up to
+    its head: that network's penultimate vector."""
+    layers = keras.layers
+    text = column.text
+    vectorize = layers.TextVectorization(
+        vocabulary=column.vocabulary or [""],
+        output_sequence_length=text["sequence_length"],
+        ngrams=text["ngrams"] if text["ngrams"] > 1 else None,
+        standardize=None if text["standardize"] == "none" else text["standardize"],
+        name=f"{column.input}_words",
+    )
+    ids = vectorize(x)
+    if text["sequence_length"] is None:  # (batch, 1) texts give (batch, 1, time) without a fixed length
+        ids = layers.Reshape((-1,), name=f"{column.input}_ids")(ids)
+    network = c.text.builder()(c.text, InputSpec((text["sequence_length"],), vectorize.vocabulary_size()), OutputSpec("regression", 1, "linear", ()))
+    encoder = keras.Model(network.inputs, network.get_layer("head").input, name=f"{column.input}_encoder")
+    return encoder(ids)

@@ -1,0 +1,173 @@
+"""Tables of mixed columns (numbers, categories, text, sets of values, dates) in one model."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import write_config
+
+from dlopt import data as data_module
+from dlopt.config.schema import Config
+
+KINDS = ("a", "b", "c")
+WORDS = {"a": ["apple", "cherry"], "b": ["cloud", "rain"], "c": ["grass", "leaf"]}
+NEUTRAL_WORDS = ["the", "of", "some", "with", "very", "and"]
+
+
+def mixed_csv(path: Path, n: int = 300, seed: int = 0) -> Path:
+    """A table whose label only text and tags together give: the description names the kind on
+    even rows, the tags on odd rows; numbers, a category and a date are noise beside them."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        kind = KINDS[i % 3]
+        said_by_text = i % 2 == 0
+        words = list(rng.choice(WORDS[kind], 2)) if said_by_text else []
+        tags = {str(t) for t in rng.choice(["t1", "t2", "t3"], 2)} | (set() if said_by_text else {f"x{kind}"})
+        day = datetime.date(2021, 1, 1) + datetime.timedelta(days=int(rng.integers(0, 700)))
+        rows.append(
+            {
+                "size": f"{rng.normal(0, 1):.3f}",
+                "colour": str(rng.choice(["red", "green"])),
+                "description": " ".join(words + list(rng.choice(NEUTRAL_WORDS, 4))),
+                "tags": ", ".join(sorted(tags)),
+                "seen": day.isoformat(),
+                "kind": kind,
+            }
+        )
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def mixed_config(path: Path, **model) -> dict:
+    return {
+        "name": "mixed",
+        "seed": 2,
+        "data": {
+            "source": "csv",
+            "path": str(path),
+            "splits": {"train": "all[:80%]", "test": "all[80%:]"},
+            "batch_size": 16,
+            "text": {"max_tokens": 60, "sequence_length": 8},
+            "table": {"label_column": "kind", "set_columns": ["tags"], "set_separator": ","},
+        },
+        "model": {"type": "mixed", "layers": [16], "text": {"type": "fasttext", "embedding_dim": 8}, **model},
+        "optimizer": {"type": "adam", "learning_rate": 0.02},
+        "train": {"epochs": 12, "progress": "lines"},
+    }
+
+
+def test_text_and_tags_together_give_the_label_and_the_saved_model_takes_raw_rows(tmp_path, cli):
+    path = mixed_csv(tmp_path / "things.csv")
+    code, out, err = cli("train", write_config(tmp_path / "c.yaml", mixed_config(path)), "--runs-dir", tmp_path / "runs", "--json")
+    assert code == 0, err
+    for line in ("  size: number (every value is a number)", "  colour: category (2 different values)", "  tags: set (data.table.set_columns)", "  seen: date (every value is an ISO date)"):
+        assert line in err
+    assert "  description: text (" in err and "not used" not in err
+    summary = json.loads(out)
+    run = Path(summary["run_dir"])
+    columns = {c["column"]: c for c in json.loads((run / "summary.json").read_text())["table_columns"]}
+    assert {name: c["kind"] for name, c in columns.items()} == {"size": "numeric", "colour": "categorical", "description": "text", "tags": "set", "seen": "date"}
+    assert columns["tags"]["values"] == 6 and columns["description"]["words"] == 12  # t1-t3, xa-xc; 6 kind words and 6 neutral ones
+    # each of text and tags names the kind on half the rows: only a model reading both gets near all
+    assert summary["test"]["accuracy"] >= 0.9
+
+    rows = tmp_path / "rows.csv"
+    rows.write_text("size,colour,description,tags,seen\n0.1,red,the rain of some,t1,2022-02-02\n0.3,green,the of,\"t2, xc\",\n")
+    code, out, err = cli("predict", run, rows, '{"description": "cherry apple", "tags": "t3"}', "--json")
+    assert code == 0, err
+    assert [p["name"] for p in json.loads(out)] == ["b", "c", "a"]  # missing columns are missing values, not errors
+
+    code, out, err = cli("export", run, "--format", "saved_model")
+    assert code == 0, err
+    import tensorflow as tf
+
+    served = tf.saved_model.load(out.strip())
+    row = {"size": tf.constant([[0.0]]), "colour": tf.constant([["red"]]), "description": tf.constant([["leaf grass"]]), "tags": tf.constant([["t1"]]), "seen": tf.constant([["2022-05-01"]])}
+    assert int(np.argmax(served.serve(row).numpy())) == 2
+
+
+@pytest.mark.parametrize("model", [{"combiner": "transformer", "token_width": 8, "heads": 2, "depth": 1}, {"text": {"type": "textcnn", "embedding_dim": 8, "filters": 8, "kernel_sizes": [2]}}])
+def test_other_combiner_and_text_encoders_learn_the_same_table(tmp_path, cli, model):
+    path = mixed_csv(tmp_path / "things.csv")
+    config = mixed_config(path, **model)
+    config["train"]["epochs"] = 20
+    code, out, err = cli("train", write_config(tmp_path / "c.yaml", config), "--runs-dir", tmp_path / "runs", "--json")
+    assert code == 0, err
+    assert json.loads(out)["test"]["accuracy"] >= 0.85
+
+
+def test_date_parts_are_the_calendars():
+    import tensorflow as tf
+
+    from dlopt.models.tabular import DateParts
+
+    dates = ["1970-01-01", "2000-02-29 13:45", "2024-12-31T23:59:59Z", "", "not a date", "2024-13-01"]
+    parts = DateParts(mean=0.0, variance=1.0)(tf.constant([[d] for d in dates])).numpy()
+    assert parts.shape == (6, DateParts.PARTS)
+    for row, text in zip(parts[:3], dates[:3]):
+        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        assert row[0] == pytest.approx((when.date() - datetime.date(1970, 1, 1)).days)  # day number, mean 0 variance 1
+        assert np.arctan2(row[1], row[2]) % (2 * np.pi) == pytest.approx(2 * np.pi * (when.month - 1) / 12, abs=1e-5)
+        assert np.arctan2(row[3], row[4]) % (2 * np.pi) == pytest.approx(2 * np.pi * when.weekday() / 7, abs=1e-5)
+        assert row[5] == pytest.approx((when.day - 1) / 30)
+        assert np.arctan2(row[6], row[7]) % (2 * np.pi) == pytest.approx(2 * np.pi * when.hour / 24, abs=1e-5)
+        assert row[8] == 0.0
+    assert (parts[3:, :8] == 0).all() and (parts[3:, 8] == 1).all()  # missing, not a date, month 13: flagged
+
+
+def test_set_values_split_strip_and_share_one_slot_for_the_unseen():
+    import tensorflow as tf
+
+    from dlopt.models.tabular import SetValues
+
+    layer = SetValues(["red", "blue"], separator=",")
+    got = layer(tf.constant([["red, blue"], [" blue ,green"], [""]])).numpy()
+    assert got.tolist() == [[0, 1, 1], [1, 0, 1], [0, 0, 0]]  # slot 0: values outside the vocabulary
+
+
+def test_column_vocabularies_come_from_the_training_split_only(tmp_path):
+    path = tmp_path / "t.csv"
+    lines = ["note,tags,when,y"] + [f"alpha beta number {i},t1 t2,2020-01-0{1 + i % 9},{i % 2}" for i in range(20)] + ["gamma delta,t9,2030-06-01,0"] * 5
+    path.write_text("\n".join(lines) + "\n")
+    config = mixed_config(path)
+    config["data"]["table"] = {"label_column": "y", "text_columns": ["note"], "set_columns": ["tags"]}
+    config["data"].update(split_shuffle=False, splits={"train": "all[:20]", "val": "all[20:]", "test": None})
+    data = data_module.build(Config.model_validate(config))
+    note, tags, when = data.table.columns
+    assert "gamma" not in note.vocabulary and "alpha" in note.vocabulary
+    assert tags.vocabulary == ["t1", "t2"]
+    days = [(datetime.date(2020, 1, 1 + i % 9) - datetime.date(1970, 1, 1)).days for i in range(20)]
+    assert (when.kind, when.mean) == ("date", pytest.approx(np.mean(days)))
+
+
+def test_mixed_config_errors_name_the_file_line_and_key(tmp_path, cli):
+    path = mixed_csv(tmp_path / "things.csv")
+    config = mixed_config(path)
+    config["model"] = {"type": "mlp", "layers": [8]}
+    config["data"]["table"]["text_columns"] = ["description"]
+    code, _, err = cli("train", write_config(tmp_path / "c.yaml", config), "--runs-dir", tmp_path / "runs")
+    assert code == 2 and err.strip().splitlines()[-1] == "error: data.table.text_columns: 'description' is text, which only model.type: mixed reads (a text encoder per column); use it, or list the column in categorical_columns"
+    config = mixed_config(path)
+    config["data"]["table"]["categorical_columns"] = ["tags"]
+    code, _, err = cli("train", write_config(tmp_path / "c.yaml", config), "--runs-dir", tmp_path / "runs")
+    assert code == 2 and err.startswith(f"error: {tmp_path / 'c.yaml'}:") and "data.table.set_columns: 'tags' is in categorical_columns too; a column is read one way" in err
+    config = mixed_config(path, text={"type": "fasttext", "init_from": "elsewhere"})
+    code, _, err = cli("train", write_config(tmp_path / "c.yaml", config), "--runs-dir", tmp_path / "runs")
+    assert code == 2 and "model.text.init_from: applies to a whole model, not to a column's text encoder; set model.init_from" in err
+    lines = path.read_text().splitlines()
+    lines[4] = lines[4].rsplit(",", 2)[0] + ",2021-02-30," + lines[4].rsplit(",", 1)[1]  # the right shape, not a day
+    path.write_text("\n".join(lines) + "\n")
+    config = mixed_config(path)
+    config["data"]["table"]["date_columns"] = ["seen"]
+    code, _, err = cli("train", write_config(tmp_path / "c.yaml", config), "--runs-dir", tmp_path / "runs")
+    assert code == 2 and f"error: {path}:5: column 'seen': '2021-02-30' is not an ISO date such as 2024-03-01" in err
+    assert not (tmp_path / "runs").exists()
