@@ -1,5 +1,6 @@
-"""A real mixed table from Debian's own package index, for measuring models over several kinds of
-column at once (no download: `apt-cache dumpavail` reads the index apt already holds).
+"""Real mixed tables for measuring models over several kinds of column at once, none downloaded:
+Debian's package index (`apt-cache dumpavail` reads what apt already holds) and WordNet 3.0
+(`apt-get install wordnet-base`).
 
 `debian_packages`: one row per binary package, labelled with its archive section (the sections
 with at least 400 packages: libs, python, doc, perl, devel, games, science, ...). Columns:
@@ -13,12 +14,21 @@ The package's own name is left out: `python3-foo` or `libfoo-dev` would give the
 test split is a fixed fifth chosen by a hash of the source package, so a source's binaries
 (`foo`, `foo-data`, `foo-doc`) never straddle the split.
 
-    python benchmarks/mixed_tables.py /tmp/dlopt-mixed              # writes debian_packages/{train,test}.csv
-    python benchmarks/mixed_tables.py /tmp/dlopt-mixed --baselines  # and fits scikit-learn baselines on it
+`wordnet_nouns`: one row per noun synset, labelled with its lexicographer category (noun.animal,
+noun.food, ... 25 classes, as benchmarks/text_data.py's text set): `gloss` (the definition and
+examples: text), `lemmas` (the synset's words: a set), `relations` (the kinds of pointer it has,
+hypernym, part holonym, ...: a set), `words` and `pointers` (their counts: numbers).
 
-Baselines (fitted on train, scored on test): the majority class; TF-IDF of the description + logistic
-regression (text alone); gradient boosting over the other columns (numbers, categories, tags);
-gradient boosting over TF-IDF features of the description plus the other columns.
+`wordnet_verbs` (**held out**: the shipped config is never tuned on it): the same for verb synsets
+(15 categories: verb.motion, verb.communication, ...), plus `frames`, the sentence frames the verb
+takes ("Somebody ----s something": a set of frame numbers).
+
+    python benchmarks/mixed_tables.py /tmp/dlopt-mixed              # writes <table>/{train,test}.csv for each
+    python benchmarks/mixed_tables.py /tmp/dlopt-mixed --baselines  # and fits scikit-learn baselines on each
+
+Baselines (fitted on train, scored on test): the majority class; TF-IDF of the text + logistic
+regression (text alone); gradient boosting over the other columns (numbers, categories, sets);
+gradient boosting over TF-IDF features of the text plus the other columns.
 """
 
 from __future__ import annotations
@@ -30,10 +40,41 @@ import subprocess
 import time
 import zlib
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 MIN_PACKAGES = 400  # sections smaller than this are left out
-COLUMNS = ["description", "installed_size", "depends", "architecture", "maintainer", "tags", "section"]
+WORDNET = Path("/usr/share/wordnet")
+NOUN_CATEGORIES = (
+    "Tops act animal artifact attribute body cognition communication event feeling food group location motive "
+    "object person phenomenon plant possession process quantity relation shape state substance time"
+).split()  # lexicographer files 03 to 28 (WordNet's lexnames(5))
+VERB_CATEGORIES = (
+    "body change cognition communication competition consumption contact creation emotion motion perception "
+    "possession social stative weather"
+).split()  # lexicographer files 29 to 43
+
+
+@dataclass
+class Table:
+    """A table's columns by kind, as the baselines read them."""
+
+    text: str
+    numbers: list[str]
+    categories: list[str]
+    sets: list[str]
+    label: str
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.text, *self.numbers, *self.categories, *self.sets, self.label]
+
+
+TABLES = {
+    "debian_packages": Table("description", ["installed_size", "depends"], ["architecture", "maintainer"], ["tags"], "section"),
+    "wordnet_nouns": Table("gloss", ["words", "pointers"], [], ["lemmas", "relations"], "category"),
+    "wordnet_verbs": Table("gloss", ["words", "pointers"], [], ["lemmas", "relations", "frames"], "category"),
+}
 
 
 def packages() -> list[dict]:
@@ -66,31 +107,77 @@ def row_of(fields: dict) -> dict:
     }
 
 
-def write(out: Path) -> dict:
+def debian_rows() -> list[tuple[str, dict]]:
+    """(the source package, the row) of every package in a section of MIN_PACKAGES or more."""
     stanzas = packages()
     counts = Counter(row_of(f)["section"] for f in stanzas)
     kept = {section for section, n in counts.items() if n >= MIN_PACKAGES}
-    folder = out / "debian_packages"
+    rows = [(fields.get("Source", fields["Package"]).split(" ")[0], row_of(fields)) for fields in stanzas]
+    return [(source, row) for source, row in rows if row["section"] in kept]
+
+
+def wordnet_rows(part_of_speech: str) -> list[tuple[str, dict]]:
+    """(the synset's offset, the row) of every synset in WordNet's data.noun or data.verb."""
+    categories, first = (NOUN_CATEGORIES, 3) if part_of_speech == "noun" else (VERB_CATEGORIES, 29)
+    rows = []
+    for line in (WORDNET / f"data.{part_of_speech}").read_text(encoding="latin-1").splitlines():
+        if line.startswith("  "):  # the licence header
+            continue
+        fields, _, gloss = line.partition(" | ")
+        parts = fields.split()
+        offset, lexfile, words = parts[0], int(parts[1]), int(parts[3], 16)
+        lemmas = parts[4 : 4 + 2 * words : 2]
+        at = 4 + 2 * words
+        pointers = int(parts[at])
+        symbols = parts[at + 1 : at + 1 + 4 * pointers : 4]
+        row = {
+            "gloss": gloss.strip(),
+            "words": words,
+            "pointers": pointers,
+            "lemmas": " ".join(lemma.lower() for lemma in lemmas),
+            "relations": " ".join(sorted({RELATIONS.get(symbol, symbol) for symbol in symbols})),
+        }
+        if part_of_speech == "verb":
+            after = parts[at + 1 + 4 * pointers :]
+            row["frames"] = " ".join(sorted({f"f{after[i + 1]}" for i in range(1, 3 * int(after[0]), 3)})) if after else ""
+        row["category"] = categories[lexfile - first]
+        rows.append((offset, row))
+    return rows
+
+
+# WordNet's pointer symbols (wninput(5)), by name
+RELATIONS = {
+    "!": "antonym", "@": "hypernym", "@i": "instance_hypernym", "~": "hyponym", "~i": "instance_hyponym", "#m": "member_holonym",
+    "#s": "substance_holonym", "#p": "part_holonym", "%m": "member_meronym", "%s": "substance_meronym", "%p": "part_meronym",
+    "=": "attribute", "+": "derivation", ";c": "domain_topic", "-c": "member_topic", ";r": "domain_region", "-r": "member_region",
+    ";u": "domain_usage", "-u": "member_usage", "*": "entailment", ">": "cause", "^": "also_see", "$": "verb_group",
+}  # fmt: skip
+
+SOURCES = {"debian_packages": debian_rows, "wordnet_nouns": lambda: wordnet_rows("noun"), "wordnet_verbs": lambda: wordnet_rows("verb")}
+
+
+def write(out: Path, name: str) -> dict:
+    """`out/name/{train,test}.csv`; the test split a fixed fifth of the keys (by a hash)."""
+    folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
+    columns = TABLES[name].columns
     written = Counter()
     handles = {split: open(folder / f"{split}.csv", "w", newline="") for split in ("train", "test")}
-    writers = {split: csv.DictWriter(handle, fieldnames=COLUMNS) for split, handle in handles.items()}
+    writers = {split: csv.DictWriter(handle, fieldnames=columns) for split, handle in handles.items()}
     for writer in writers.values():
         writer.writeheader()
-    for fields in stanzas:
-        row = row_of(fields)
-        if row["section"] not in kept:
-            continue
-        source = fields.get("Source", fields["Package"]).split(" ")[0]
-        split = "test" if zlib.crc32(source.encode()) % 5 == 0 else "train"
-        writers[split].writerow(row)
+    labels = set()
+    for key, row in SOURCES[name]():
+        split = "test" if zlib.crc32(key.encode()) % 5 == 0 else "train"
+        writers[split].writerow({c: row[c] for c in columns})
         written[split] += 1
+        labels.add(row[TABLES[name].label])
     for handle in handles.values():
         handle.close()
-    return {"folder": folder, "classes": len(kept), **written}
+    return {"folder": folder, "classes": len(labels), **written}
 
 
-def baselines(folder: Path) -> None:
+def baselines(folder: Path, table: Table) -> None:
     import numpy as np
     import pandas as pd
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -99,7 +186,7 @@ def baselines(folder: Path) -> None:
     from sklearn.metrics import accuracy_score
 
     train, test = (pd.read_csv(folder / f"{split}.csv", keep_default_na=False) for split in ("train", "test"))
-    y_train, y_test = train["section"], test["section"]
+    y_train, y_test = train[table.label], test[table.label]
     print(f"{folder}: {len(train)} train, {len(test)} test, {y_train.nunique()} classes")
     print(f"  majority class: {accuracy_score(y_test, [y_train.mode()[0]] * len(test)):.4f}")
 
@@ -110,43 +197,46 @@ def baselines(folder: Path) -> None:
 
     def text_alone():
         vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
-        model = LogisticRegression(C=10, max_iter=3000).fit(vectorizer.fit_transform(train["description"]), y_train)
-        return model.predict(vectorizer.transform(test["description"]))
+        model = LogisticRegression(C=10, max_iter=3000).fit(vectorizer.fit_transform(train[table.text]), y_train)
+        return model.predict(vectorizer.transform(test[table.text]))
 
     def other_columns(frame, fitted=None):
-        """Numbers as they are, architecture 0/1, the 100 commonest maintainers and 300 commonest tags as 0/1 columns."""
+        """Numbers as they are, each category's 100 commonest values and each set's 300 commonest as 0/1 columns."""
         fitted = fitted or {
-            "maintainers": [m for m, _ in Counter(train["maintainer"]).most_common(100)],
-            "tags": CountVectorizer(token_pattern=r"\S+", binary=True, max_features=300).fit(train["tags"]),
+            **{c: [v for v, _ in Counter(train[c]).most_common(100)] for c in table.categories},
+            **{c: CountVectorizer(token_pattern=r"\S+", binary=True, max_features=300, lowercase=False).fit(train[c]) for c in table.sets},
         }
-        numbers = np.column_stack([pd.to_numeric(frame["installed_size"], errors="coerce"), frame["depends"], frame["architecture"] == "all"])
-        maintainers = np.column_stack([frame["maintainer"] == m for m in fitted["maintainers"]])
-        return np.hstack([numbers, maintainers, fitted["tags"].transform(frame["tags"]).toarray()]).astype(np.float32), fitted
+        parts = [np.column_stack([pd.to_numeric(frame[c], errors="coerce") for c in table.numbers])]
+        parts += [np.column_stack([frame[c] == v for v in fitted[c]]) for c in table.categories]
+        parts += [fitted[c].transform(frame[c]).toarray() for c in table.sets]
+        return np.hstack(parts).astype(np.float32), fitted
 
     def boosted(with_text: bool):
         x_train, fitted = other_columns(train)
         x_test, _ = other_columns(test, fitted)
         if with_text:
             vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=2, max_features=500)
-            x_train = np.hstack([x_train, vectorizer.fit_transform(train["description"]).toarray()])
-            x_test = np.hstack([x_test, vectorizer.transform(test["description"]).toarray()])
+            x_train = np.hstack([x_train, vectorizer.fit_transform(train[table.text]).toarray()])
+            x_test = np.hstack([x_test, vectorizer.transform(test[table.text]).toarray()])
         model = HistGradientBoostingClassifier(max_iter=200, early_stopping=True, random_state=0).fit(x_train, y_train)
         return model.predict(x_test)
 
-    timed("TF-IDF of the description + logistic regression (text alone)", text_alone)
+    timed(f"TF-IDF of the {table.text} + logistic regression (text alone)", text_alone)
     timed("gradient boosting over the other columns", lambda: boosted(False))
     timed("gradient boosting over TF-IDF (500 terms) + the other columns", lambda: boosted(True))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path, help="folder to write debian_packages/train.csv and test.csv into")
+    parser.add_argument("out", type=Path, help="folder to write <table>/train.csv and test.csv into")
+    parser.add_argument("--tables", nargs="+", choices=list(TABLES), default=list(TABLES), help="which tables (default: all)")
     parser.add_argument("--baselines", action="store_true", help="also fit and score the scikit-learn baselines")
     args = parser.parse_args()
-    written = write(args.out)
-    print(f"{written['folder']}: {written['train']} train, {written['test']} test, {written['classes']} classes")
-    if args.baselines:
-        baselines(written["folder"])
+    for name in args.tables:
+        written = write(args.out, name)
+        print(f"{written['folder']}: {written['train']} train, {written['test']} test, {written['classes']} classes")
+        if args.baselines:
+            baselines(written["folder"], TABLES[name])
 
 
 if __name__ == "__main__":

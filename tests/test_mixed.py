@@ -95,10 +95,18 @@ def test_text_and_tags_together_give_the_label_and_the_saved_model_takes_raw_row
     assert int(np.argmax(served.serve(row).numpy())) == 2
 
 
-@pytest.mark.parametrize("model", [{"combiner": "transformer", "token_width": 8, "heads": 2, "depth": 1}, {"text": {"type": "textcnn", "embedding_dim": 8, "filters": 8, "kernel_sizes": [2]}}])
-def test_other_combiner_and_text_encoders_learn_the_same_table(tmp_path, cli, model):
+@pytest.mark.parametrize(
+    "model, text",
+    [
+        ({"combiner": "transformer", "token_width": 8, "heads": 2, "depth": 1}, {}),
+        ({"text": {"type": "textcnn", "embedding_dim": 8, "filters": 8, "kernel_sizes": [2]}}, {}),
+        ({"text": {"type": "tfidf", "dense": [8]}}, {"sequence_length": None}),  # a bag of words: every token
+    ],
+)
+def test_other_combiner_and_text_encoders_learn_the_same_table(tmp_path, cli, model, text):
     path = mixed_csv(tmp_path / "things.csv")
     config = mixed_config(path, **model)
+    config["data"]["text"].update(text)
     config["train"]["epochs"] = 20
     code, out, err = cli("train", write_config(tmp_path / "c.yaml", config), "--runs-dir", tmp_path / "runs", "--json")
     assert code == 0, err
@@ -171,3 +179,44 @@ def test_mixed_config_errors_name_the_file_line_and_key(tmp_path, cli):
     code, _, err = cli("train", write_config(tmp_path / "c.yaml", config), "--runs-dir", tmp_path / "runs")
     assert code == 2 and f"error: {path}:5: column 'seen': '2021-02-30' is not an ISO date such as 2024-03-01" in err
     assert not (tmp_path / "runs").exists()
+
+
+def image_table(folder: Path, n: int = 90) -> Path:
+    """A table of a photo path (its bright channel is the kind), a number and the kind."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (folder / "photos").mkdir(parents=True)
+    lines = ["photo,weight,kind"]
+    for i in range(n):
+        pixels = rng.integers(0, 60, (16, 18, 3)).astype(np.uint8)
+        pixels[..., i % 3] += 150
+        Image.fromarray(pixels).save(folder / "photos" / f"{i:03d}.png")
+        lines.append(f"photos/{i:03d}.png,{rng.normal():.2f},{KINDS[i % 3]}")
+    (folder / "things.csv").write_text("\n".join(lines) + "\n")
+    return folder / "things.csv"
+
+
+def test_image_path_columns_are_read_inside_the_model(tmp_path, cli):
+    path = image_table(tmp_path / "table")
+    config = mixed_config(path, image={"type": "cnn", "blocks": [{"filters": 4}], "global_pool": "avg", "dense": [8]})
+    config["data"]["table"] = {"label_column": "kind"}
+    config["data"]["image"] = {"size": [8, 8]}
+    code, out, err = cli("train", write_config(tmp_path / "c.yaml", config), "--runs-dir", tmp_path / "runs", "--json")
+    assert code == 0, err
+    assert "  photo: image (every value is an image file name)" in err
+    assert json.loads(out)["test"]["accuracy"] >= 0.9
+    run = Path(json.loads(out)["run_dir"])
+    rows = tmp_path / "table" / "rows.csv"  # paths from the rows file's folder, as training read them
+    rows.write_text("photo,weight\nphotos/000.png,0.5\nphotos/001.png,\n")
+    code, out, err = cli("predict", run, rows, "--json")
+    assert code == 0, err
+    assert [p["name"] for p in json.loads(out)] == ["a", "b"]
+    code, _, err = cli("predict", run, '{"photo": "photos/nowhere.png"}')
+    assert code == 2 and err.strip().splitlines()[-1].startswith("error: row 1: column 'photo': 'photos/nowhere.png' is no image file")
+
+    lines = path.read_text().splitlines()
+    lines[3] = "photos/gone.png," + lines[3].split(",", 1)[1]
+    path.write_text("\n".join(lines) + "\n")
+    code, _, err = cli("train", write_config(tmp_path / "c.yaml", config), "--runs-dir", tmp_path / "runs2")
+    assert code == 2 and f"error: {path}:4: column 'photo': 'photos/gone.png' is no image file" in err and not (tmp_path / "runs2").exists()

@@ -65,10 +65,10 @@ MISSING_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "None", "?"]
 
 
 class TableConfig(Section):
-    """Source `csv` as a table: feature columns (numbers, categories, text, sets, dates) and a label column. The
+    """Source `csv` as a table: feature columns (numbers, categories, text, sets, dates, image paths) and a label column. The
     preprocessing is learnt from the training split only and saved inside the model, so the model
     takes raw rows. Before any run folder exists, dlopt prints how it reads each column (number,
-    category, text, set, date, ignored) and why. A missing category is a category of its own; missing numbers
+    category, text, set, date, image, ignored) and why. A missing category is a category of its own; missing numbers
     and values that do not fit their column: `missing_numbers`, `bad_values`."""
 
     label_column: str = Field(..., description="The column to predict: class names or ids (classification), or numbers (regression, or see `data.task`).")
@@ -89,6 +89,11 @@ class TableConfig(Section):
         None,
         description="Columns of ISO dates (`2024-03-01`, `2024-03-01 14:30`), read inside the model as the day count (standardised on the training split), month, weekday and hour as cycles, the day of the month, and a missing flag. Unset: columns whose every value is such a date.",
     )
+    image_columns: Optional[list[str]] = Field(
+        None,
+        description="Columns of image file paths (relative to the CSV file's folder, or absolute), decoded and resized inside the model by `data.image`'s settings (`size` required) and encoded by `model.image` of `model.type: mixed`. "
+        "Unset: columns whose every value ends in .png, .jpg, .jpeg, .bmp or .gif. A path that is no file is a value that does not fit its column (`bad_values`).",
+    )
     ignore_columns: list[str] = Field(default_factory=list, description="Columns never used as features (ids, free text, leaks of the label).")
     missing_values: list[str] = Field(default_factory=lambda: list(MISSING_VALUES), description="Cell values that mean 'missing' (compared after stripping spaces).")
     max_categories: PositiveInt = Field(100, description="Most frequent categories kept per column (from the training split); rarer and unseen ones share one 'other' slot.")
@@ -105,7 +110,7 @@ class TableConfig(Section):
     @model_validator(mode="after")
     def _one_kind_per_column(self):
         seen: dict[str, str] = {}
-        for key in ("categorical_columns", "text_columns", "set_columns", "date_columns", "ignore_columns"):
+        for key in ("categorical_columns", "text_columns", "set_columns", "date_columns", "image_columns", "ignore_columns"):
             for column in getattr(self, key) or []:
                 if column == self.label_column:
                     raise field_error(key, f"'{column}' is the label column, not a feature")

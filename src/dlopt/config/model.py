@@ -248,9 +248,10 @@ class BackboneConfig(ModelBase):
 
 
 # a text column's encoder in `mixed`: a text family's network up to its head (keys as that family's)
-TEXT_ENCODERS = ("fasttext", "textcnn", "lstm", "transformer")
-TextEncoder = Annotated[Union[FastTextConfig, TextCnnConfig, LstmConfig, TransformerConfig], Field(discriminator="type")]
-NOT_FOR_ENCODERS = ("module", "init_from", "freeze", "pretrained_lr_multiplier", "unfreeze_at_epoch", "wide")
+TEXT_ENCODERS = ("fasttext", "tfidf", "textcnn", "lstm", "transformer")
+TextEncoder = Annotated[Union[FastTextConfig, TfIdfConfig, TextCnnConfig, LstmConfig, TransformerConfig], Field(discriminator="type")]
+ImageEncoder = Annotated[Union[CnnConfig, BackboneConfig], Field(discriminator="type")]
+NOT_FOR_ENCODERS = ("module", "init_from", "freeze", "pretrained_lr_multiplier", "unfreeze_at_epoch", "wide", "c_path")
 
 
 @MODELS.section
@@ -272,8 +273,12 @@ class MixedConfig(ModelBase):
     embedding_dim: PositiveInt = Field(16, description="Embedding size of a category column with more than `one_hot_max` values (`mixed`, concat combiner).")
     text: TextEncoder = Field(
         default_factory=lambda: FastTextConfig(type="fasttext"),
-        description=f"The encoder of each text column: `{{type: ..., <its keys>}}`, one of {', '.join(TEXT_ENCODERS)}, with that family's keys (its `dense` layers end the encoder); "
-        "the words come from `data.text` (`mixed`).",
+        description=f"The encoder of each text column: `{{type: ..., <its keys>}}`, one of {', '.join(TEXT_ENCODERS)}, with that family's keys (its `dense` layers end the encoder; "
+        "`tfidf` needs one: TF-IDF of the words into a hidden layer); the words come from `data.text` (`mixed`).",
+    )
+    image: ImageEncoder = Field(
+        default_factory=lambda: CnnConfig(type="cnn", blocks=[ConvBlock(filters=16), ConvBlock(filters=32)], global_pool="avg", dense=[64]),
+        description="The encoder of each image column: `{type: cnn | backbone, <its keys>}` with that family's keys (its `dense` layers end the encoder); the pixels come from `data.image` (`mixed`).",
     )
     token_width: PositiveInt = Field(32, description="Width of each column's token (`mixed`, transformer combiner).")
     depth: PositiveInt = Field(2, description="Self-attention blocks across the columns (`mixed`, transformer combiner).")
@@ -284,10 +289,16 @@ class MixedConfig(ModelBase):
     def _encoder_and_combiner_fit(self):
         if self.token_width % self.heads:
             raise field_error("heads", f"expected a divisor of token_width ({self.token_width}), got {self.heads}")
-        for key in NOT_FOR_ENCODERS:
-            if key in type(self.text).model_fields and getattr(self.text, key) != type(self.text).model_fields[key].default:
-                raise field_error(f"text.{key}", f"applies to a whole model, not to a column's text encoder; set model.{key}" if key != "wide" else "a text encoder ends before any head: no wide part")
+        for part, key in [(part, key) for part in ("text", "image") for key in NOT_FOR_ENCODERS]:
+            encoder = getattr(self, part)
+            if key in type(encoder).model_fields and getattr(encoder, key) != type(encoder).model_fields[key].default:
+                raise field_error(f"{part}.{key}", f"applies to a whole model, not to a column's {part} encoder; set model.{key}" if key not in ("wide", "c_path") else "a text encoder ends before any head: it has no wide part or regularisation path")
+        if self.text.type == "tfidf" and not self.text.dense:
+            raise field_error("text.dense", "a tfidf text encoder needs a hidden layer, e.g. [256]: the TF-IDF of the words goes into it, and its units are the column's encoding")
         return self
+
+    def uses_tfidf(self) -> bool:
+        return self.text.type == "tfidf"
 
 
 class CustomModelConfig(ModelBase):

@@ -46,9 +46,11 @@ class Config(Section):
             raise PydanticCustomError(
                 "dlopt_field", "{message}", {"key": "data.preprocess", "message": "model.type backbone applies the backbone's own preprocessing to raw pixels (0-255); remove data.preprocess"}
             )
-        if self.data.text.sequence_length is None and self.model.type != "tfidf":
+        bag_of_words = self.model.type == "tfidf" or (self.model.type == "mixed" and self.model.text.type == "tfidf")
+        if self.data.text.sequence_length is None and not bag_of_words:
+            family = f"model.type {self.model.type}" if self.model.type != "mixed" else f"model.text.type {self.model.text.type}"
             raise PydanticCustomError(
-                "dlopt_field", "{message}", {"key": "data.text.sequence_length", "message": f"null (every token) is for model.type tfidf; model.type {self.model.type} needs a number of tokens"}
+                "dlopt_field", "{message}", {"key": "data.text.sequence_length", "message": f"null (every token) is for model.type tfidf (or a tfidf text encoder); {family} needs a number of tokens"}
             )
         path = getattr(self.model, "c_path", None)
         if path and self.train.epochs < len(path) * self.model.epochs_per_c:

@@ -87,7 +87,7 @@ class CsvSource(ArraySource):
             warn(f"data.table.label_column: skipped {reader.dropped} rows whose label is missing")
         for what, count in reader.handled.items():
             say(f"data.table: {count:,} {what}")
-        spec = tabular.TableSpec.fit(splits["train"].arrays[0], reader.features, data.table, reader.kinds, data.text)
+        spec = tabular.TableSpec.fit(splits["train"].arrays[0], reader.features, data.table, reader.kinds, data.text, self.config.model.uses_tfidf(), data.image)
         spec.rows_handled = {**({"rows dropped: no label": reader.dropped} if reader.dropped else {}), **reader.handled}
         for split in splits.values():
             split.arrays = (spec.arrays(split.arrays[0], data.table), split.arrays[1])

@@ -101,7 +101,7 @@ class ColumnReading:
         return f"  {self.name}: {self.kind}{'' if self.used or self.kind == 'label' else ', not used'} ({self.why})"
 
 
-FEATURE_KINDS = ("number", "category", "text", "set", "date")
+FEATURE_KINDS = ("number", "category", "text", "set", "date", "image")
 # ISO dates, with a time to the minute, second or fraction and a zone, as Python and JavaScript write them
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?")
 MOSTLY_NUMBERS = 0.9  # a column this share of whose values are numbers is a number column with bad values
@@ -135,7 +135,8 @@ def column_readings(files: list[Path], settings, reads_text: bool = False) -> li
     return readings
 
 
-DECLARED = {"categorical_columns": "category", "text_columns": "text", "set_columns": "set", "date_columns": "date"}
+DECLARED = {"categorical_columns": "category", "text_columns": "text", "set_columns": "set", "date_columns": "date", "image_columns": "image"}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
 def declared_kinds(settings) -> dict[str, str]:
@@ -145,10 +146,24 @@ def declared_kinds(settings) -> dict[str, str]:
 
 def _declared(name: str, kind: str, values: list[tuple[Path, int, str]], reads_text: bool) -> ColumnReading:
     key = next(k for k, v in DECLARED.items() if v == kind)
-    if kind == "text" and not reads_text:
-        raise ConfigError(f"data.table.text_columns: '{name}' is text, which only model.type: mixed reads (a text encoder per column); use it, or list the column in categorical_columns")
-    bad = [(str(file), line, value) for file, line, value in values if day_number(value) is None] if kind == "date" else []
-    return ColumnReading(name, kind, f"data.table.{key}", bad)
+    if kind in ("text", "image") and not reads_text:
+        raise ConfigError(f"data.table.{key}: '{name}' is {'text' if kind == 'text' else 'image paths'}, which only model.type: mixed reads (an encoder per column); use it, or list the column in categorical_columns")
+    return ColumnReading(name, kind, f"data.table.{key}", _misfits(kind, values))
+
+
+def _misfits(kind: str, values: list[tuple[Path, int, str]]) -> list[tuple[str, int, str]]:
+    """(file, line, value) of the values that do not fit a date or image column."""
+    if kind == "date":
+        return [(str(file), line, value) for file, line, value in values if day_number(value) is None]
+    if kind == "image":
+        return [(str(file), line, value) for file, line, value in values if not image_path(value, file).is_file()]
+    return []
+
+
+def image_path(value: str, table: Path) -> Path:
+    """An image column's value as a path: relative ones from the table file's folder."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else Path(table).parent / path
 
 
 def is_date(value: str) -> bool:
@@ -179,7 +194,11 @@ def _reading(name: str, values: list[tuple[Path, int, str]], settings, reads_tex
         bad = [(str(file), line, value) for (file, line, value), n in zip(values, numbers) if n is None or not np.isfinite(n)]
         return ColumnReading(name, "number", f"{finite:,} of {len(values):,} values are numbers", bad)
     if all(is_date(value) for _, _, value in values):
-        return ColumnReading(name, "date", "every value is an ISO date", [(str(file), line, value) for file, line, value in values if day_number(value) is None])
+        return ColumnReading(name, "date", "every value is an ISO date", _misfits("date", values))
+    if all(value.lower().endswith(IMAGE_SUFFIXES) for _, _, value in values):
+        if not reads_text:
+            return ColumnReading(name, "image", "every value is an image file name; only model.type: mixed reads images: use it, or add the column to data.table.ignore_columns", unused=True)
+        return ColumnReading(name, "image", "every value is an image file name", _misfits("image", values))
     distinct = {value for _, _, value in values}
     words = sum(len(value.split()) for _, _, value in values) / len(values)
     if len(distinct) > settings.max_categories and (len(distinct) >= len(values) / 2 or words >= TEXT_WORDS):
@@ -206,7 +225,11 @@ def bad_value_errors(readings: list[ColumnReading], limit: int = 10) -> list[str
 
 
 def _misfit(kind: str) -> str:
-    return "is not an ISO date such as 2024-03-01 (the column's kind)" if kind == "date" else "is not a finite number (its other values are numbers)"
+    if kind == "date":
+        return "is not an ISO date such as 2024-03-01 (the column's kind)"
+    if kind == "image":
+        return "is no image file (paths are read from the table's folder)"
+    return "is not a finite number (its other values are numbers)"
 
 
 _READINGS: dict = {}
@@ -242,7 +265,7 @@ class CsvTable:
         header, rows = read_rows(file)
         where = [header.index(c) for c in self.features]
         label_at = header.index(self.settings.label_column)
-        checked = [k for k, name in enumerate(self.features) if self.kinds[name] in ("number", "date")]
+        checked = [k for k, name in enumerate(self.features) if self.kinds[name] in ("number", "date", "image")]
         cells, labels = [], []
         for line, row in rows:
             if row[label_at] in self.missing:
@@ -262,19 +285,22 @@ class CsvTable:
         settings = self.settings
         for k in checked:
             value = values[k]
-            date = self.kinds[self.features[k]] == "date"
+            kind = self.kinds[self.features[k]]
             if value in self.missing:
-                if settings.missing_numbers == "drop_row" and not date:
+                if settings.missing_numbers == "drop_row" and kind == "number":
                     self.handled["rows dropped: a missing number"] += 1
                     return False
                 continue
-            if date and day_number(value) is not None:
+            if kind == "image" and image_path(value, file).is_file():
+                values[k] = str(image_path(value, file).resolve())  # the model reads it from wherever dlopt runs
                 continue
-            number = None if date else _as_number(value)
+            if kind == "date" and day_number(value) is not None:
+                continue
+            number = _as_number(value) if kind == "number" else None
             if number is not None and np.isfinite(number):
                 continue
             if settings.bad_values == "error":
-                raise ConfigError(f"{file}:{line}: column '{self.features[k]}': {value!r} {_misfit('date' if date else 'number').split(' (')[0]}; set data.table.bad_values: missing or drop_row to go on")
+                raise ConfigError(f"{file}:{line}: column '{self.features[k]}': {value!r} {_misfit(kind).split(' (')[0]}; set data.table.bad_values: missing or drop_row to go on")
             if settings.bad_values == "drop_row":
                 self.handled["rows dropped: a value that does not fit its column"] += 1
                 return False
@@ -302,13 +328,13 @@ def _as_number(value: str) -> float | None:
         return None
 
 
-KINDS = {"number": "numeric", "category": "categorical", "text": "text", "set": "set", "date": "date"}  # a reading's kind -> its column's
+KINDS = {"number": "numeric", "category": "categorical", "text": "text", "set": "set", "date": "date", "image": "image"}  # a reading's kind -> its column's
 
 
 @dataclass
 class Column:
     name: str  # as in the CSV header
-    kind: str  # numeric | categorical | text | set | date
+    kind: str  # numeric | categorical | text | set | date | image
     mean: float = 0.0  # numeric: the values'; date: the day numbers'
     variance: float = 1.0
     has_missing: bool = False  # numeric: gaps in training, so the model gets a 0/1 missing feature
@@ -316,6 +342,8 @@ class Column:
     vocabulary: list[str] = field(default_factory=list)  # categorical and set: values, text: words, most frequent first
     separator: str | None = None  # set: what separates a cell's values (None: whitespace)
     text: dict = field(default_factory=dict)  # text: data.text's sequence_length, ngrams, standardize
+    document_counts: object = None  # text for TF-IDF: (training texts holding each token id, training texts)
+    image: dict = field(default_factory=dict)  # image: data.image's size, color_mode, interpolation, crop_to_aspect_ratio
 
     @property
     def input(self) -> str:
@@ -328,10 +356,12 @@ class TableSpec:
     rows_handled: dict = field(default_factory=dict)  # rows dropped or values read as missing, and why
 
     @classmethod
-    def fit(cls, cells: np.ndarray, features: list[str], settings, kinds: dict[str, str] | None = None, text=None) -> "TableSpec":
+    def fit(cls, cells: np.ndarray, features: list[str], settings, kinds: dict[str, str] | None = None, text=None, count_documents: bool = False, image=None) -> "TableSpec":
         """Statistics and vocabularies from the training split's cells only; `kinds`: each
         column's reading (number, category, text, set, date), else numbers or categories from the
-        cells; `text`: data.text, the settings of text columns' vocabularies."""
+        cells; `text`: data.text, the settings of text columns' vocabularies; `count_documents`:
+        also how many training texts hold each word (a TF-IDF text encoder); `image`: data.image,
+        how image columns' files are decoded."""
         missing = {value.strip() for value in settings.missing_values}
         forced = set(settings.categorical_columns or [])
         columns = []
@@ -353,12 +383,16 @@ class TableSpec:
             elif kind == "set":
                 counts = Counter(token for v in values for token in split_set(v, settings.set_separator))
                 columns.append(Column(name, "set", vocabulary=[value for value, _ in counts.most_common(settings.max_set_values)], separator=settings.set_separator))
+            elif kind == "image":
+                if image is None or image.size is None:
+                    raise ConfigError(f"data.image.size: column '{name}' holds images: give the [height, width] they are resized to")
+                columns.append(Column(name, "image", image=image.model_dump()))
             elif kind == "date":
                 days = np.array([d for d in map(day_number, values) if d is not None], dtype=np.float64)
                 mean, variance = (float(days.mean()), float(days.var())) if len(days) else (0.0, 1.0)
                 columns.append(Column(name, "date", mean, max(variance, 1.0)))
             else:
-                columns.append(_text_column(name, values, text))
+                columns.append(_text_column(name, values, text, count_documents))
         return cls(columns)
 
     def arrays(self, cells: np.ndarray, settings) -> dict[str, np.ndarray]:
@@ -380,7 +414,7 @@ class TableSpec:
         return any(c.kind == "text" for c in self.columns)
 
     def describe(self) -> list[dict]:
-        sizes = {"numeric": lambda c: {"missing_feature": c.has_missing}, "categorical": lambda c: {"categories": len(c.vocabulary)}, "set": lambda c: {"values": len(c.vocabulary)}, "text": lambda c: {"words": len(c.vocabulary)}, "date": lambda c: {}}
+        sizes = {"numeric": lambda c: {"missing_feature": c.has_missing}, "categorical": lambda c: {"categories": len(c.vocabulary)}, "set": lambda c: {"values": len(c.vocabulary)}, "text": lambda c: {"words": len(c.vocabulary)}, "date": lambda c: {}, "image": lambda c: {"size": c.image["size"]}}
         return [{"column": c.name, "kind": c.kind, **sizes[c.kind](c)} for c in self.columns]
 
 
@@ -389,15 +423,16 @@ def split_set(value: str, separator: str | None) -> list[str]:
     return [token.strip() for token in value.split(separator) if token.strip()]
 
 
-def _text_column(name: str, values: list[str], text) -> Column:
+def _text_column(name: str, values: list[str], text, count_documents: bool) -> Column:
     """A text column: its word vocabulary from the training texts, with data.text's settings."""
     import tensorflow as tf
 
     from .vocabulary import adapted_vectorizer
 
-    vectorizer, _ = adapted_vectorizer(text, tf.data.Dataset.from_tensor_slices(np.array(values or [""], dtype=str)), len(values))
+    texts = tf.data.Dataset.from_tensor_slices(np.array(values or [""], dtype=str))
+    vectorizer, counts = adapted_vectorizer(text, texts, max(len(values), 1), count_documents=count_documents)
     settings = {"sequence_length": text.sequence_length, "ngrams": text.ngrams, "standardize": text.standardize}
-    return Column(name, "text", vocabulary=vectorizer.get_vocabulary(include_special_tokens=False), text=settings)
+    return Column(name, "text", vocabulary=vectorizer.get_vocabulary(include_special_tokens=False), text=settings, document_counts=counts)
 
 
 def rows_from(inputs: list[str], input_names: dict[str, str]) -> tuple[list[str], dict[str, np.ndarray]]:
@@ -414,7 +449,7 @@ def rows_from(inputs: list[str], input_names: dict[str, str]) -> tuple[list[str]
             labels += [f"row {len(rows) + i + 1}" for i in range(len(new))]
         elif path.is_file() and path.suffix.lower() == ".csv":
             with open(path, newline="", encoding="utf-8") as handle:
-                new = [{k.strip(): v for k, v in row.items() if k is not None} for row in csv.DictReader(handle)]
+                new = [{k.strip(): _beside(v, path) for k, v in row.items() if k is not None} for row in csv.DictReader(handle)]
             labels += [f"{item}:{n + 2}" for n in range(len(new))]  # line numbers, after the header
         elif path.is_file() and path.suffix.lower() in (".json", ".jsonl"):
             raw = path.read_text()
@@ -423,6 +458,7 @@ def rows_from(inputs: list[str], input_names: dict[str, str]) -> tuple[list[str]
             else:
                 loaded = _json(raw, item)
                 new = loaded if isinstance(loaded, list) else [loaded]
+            new = [{k: _beside(v, path) for k, v in row.items()} if isinstance(row, dict) else row for row in new]
             labels += [f"{item}[{n}]" for n in range(len(new))]
         else:
             raise ConfigError(f"{item}: expected a .csv file with a header row, a .json/.jsonl file, or a JSON object such as '{{\"column\": value}}'")
@@ -433,6 +469,26 @@ def rows_from(inputs: list[str], input_names: dict[str, str]) -> tuple[list[str]
     if not rows:
         raise ConfigError("no rows to predict")
     return labels, rows_from_objects(rows, input_names)
+
+
+def image_inputs(model) -> list[str]:
+    """The model inputs that are image paths (read by a ReadImage layer inside it)."""
+    return [layer.input.name for layer in model.layers if type(layer).__name__ == "ReadImage"]
+
+
+def missing_images(labels: list[str], columns: dict[str, np.ndarray], inputs: list[str]) -> None:
+    """A config error naming the first row whose image path is no file (before the model reads it)."""
+    for name in inputs:
+        for label, value in zip(labels, columns[name].reshape(-1)):
+            if value and not Path(str(value)).is_file():
+                raise ConfigError(f"{label}: column '{name}': {str(value)!r} is no image file (relative paths: from the rows file's folder, or the working directory)")
+
+
+def _beside(value, table: Path):
+    """An image file name in a rows file, as a path from that file's folder (as training read them)."""
+    if isinstance(value, str) and value.strip().lower().endswith(IMAGE_SUFFIXES) and image_path(value.strip(), table).is_file():
+        return str(image_path(value.strip(), table).resolve())
+    return value
 
 
 def rows_from_objects(rows: list[dict], input_names: dict[str, str]) -> dict[str, np.ndarray]:

@@ -2,9 +2,10 @@
 
 Each column is encoded inside the model from its raw value (so a saved model takes raw rows):
 numbers standardised (plus a missing flag), categories one-hot or embedded by their count of values,
-sets of values 0/1 per value, dates as their parts (models/tabular.py), and text through its own
+sets of values 0/1 per value, dates as their parts (models/tabular.py), text through its own
 vocabulary (learnt from the training split) and a text family's network up to its head
-(`model.text`: fasttext, textcnn, lstm or transformer). The combiner then joins the columns:
+(`model.text`: fasttext, tfidf, textcnn, lstm or transformer), image paths read and resized, then
+an image family's network up to its head (`model.image`: cnn or backbone). The combiner then joins the columns:
 `concat` puts the encodings side by side; `transformer` makes each column one token and lets
 self-attention blocks relate them (FT-Transformer's idea) before flattening. Dense layers and the
 head follow.
@@ -54,7 +55,25 @@ def _encode(x, column, c, regularizer):
         return tabular.SetValues(column.vocabulary, column.separator, name=f"{column.input}_values")(x)
     if column.kind == "date":
         return tabular.DateParts(column.mean, column.variance, name=f"{column.input}_date")(x)
+    if column.kind == "image":
+        return _image(x, column, c)
     return _text(x, column, c)
+
+
+def _image(x, column, c):
+    """Image paths -> pixels (read and resized inside the model) -> the image family's network up
+    to its head (`model.image`: a cnn on pixels scaled to [0, 1], or a keras.applications backbone,
+    which scales raw pixels its own way)."""
+    pixels = tabular.ReadImage(column.image, name=f"{column.input}_pixels")(x)
+    if c.image.type == "cnn":
+        pixels = keras.layers.Rescaling(1 / 255, name=f"{column.input}_rescale")(pixels)
+    network = c.image.builder()(c.image, InputSpec(tuple(pixels.shape[1:])), OutputSpec("regression", 1, "linear", ()))
+    return _up_to_head(network, f"{column.input}_encoder")(pixels)
+
+
+def _up_to_head(network, name: str):
+    """A family's network without its head: what the head would have read."""
+    return keras.Model(network.inputs, network.get_layer("head").input, name=name)
 
 
 def _text(x, column, c):
@@ -72,6 +91,7 @@ def _text(x, column, c):
     ids = vectorize(x)
     if text["sequence_length"] is None:  # (batch, 1) texts give (batch, 1, time) without a fixed length
         ids = layers.Reshape((-1,), name=f"{column.input}_ids")(ids)
-    network = c.text.builder()(c.text, InputSpec((text["sequence_length"],), vectorize.vocabulary_size()), OutputSpec("regression", 1, "linear", ()))
-    encoder = keras.Model(network.inputs, network.get_layer("head").input, name=f"{column.input}_encoder")
-    return encoder(ids)
+    counts, documents = column.document_counts or (None, None)  # a tfidf encoder's IDF
+    spec = InputSpec((text["sequence_length"],), vectorize.vocabulary_size(), counts, documents)
+    network = c.text.builder()(c.text, spec, OutputSpec("regression", 1, "linear", ()))
+    return _up_to_head(network, f"{column.input}_encoder")(ids)

@@ -5,8 +5,8 @@ variance (Keras Normalization), plus a 0/1 missing feature for columns that had 
 Categories: one-hot over the training vocabulary (Keras StringLookup); "" (missing) is a category
 of its own when training had it, and unseen values share one out-of-vocabulary slot.
 Sets (several values in a cell): 0/1 per value of the training vocabulary, one slot for the others.
-Dates: the parts a model can use (`DateParts`). Text columns need an encoder: `model.type: mixed`
-(models/mixed.py) builds one per column.
+Dates: the parts a model can use (`DateParts`). Text and image columns (`ReadImage`: paths to
+pixels) need an encoder: `model.type: mixed` (models/mixed.py) builds one per column.
 """
 
 from __future__ import annotations
@@ -107,6 +107,39 @@ class DateParts(keras.layers.Layer):
         return {**super().get_config(), "mean": self.mean, "variance": self.variance}
 
 
+@keras.saving.register_keras_serializable(package="dlopt")
+class ReadImage(keras.layers.Layer):
+    """Image file paths -> (batch, height, width, channels) pixels, 0-255 as float32: each file read,
+    decoded and resized as image folders are (`data.image`: size, color_mode, interpolation,
+    crop_to_aspect_ratio); a missing path ("") gives a black image."""
+
+    def __init__(self, image: dict, **kwargs):
+        super().__init__(**kwargs)
+        self.image = dict(image)
+
+    def call(self, x):
+        from types import SimpleNamespace
+
+        from ..data.images import CHANNELS, decode
+
+        settings = SimpleNamespace(**self.image)
+        height, width = settings.size
+        shape = (height, width, CHANNELS[settings.color_mode])
+
+        def one(path):
+            return tf.cond(tf.strings.length(path) > 0, lambda: tf.ensure_shape(decode(tf.io.read_file(path), settings), shape), lambda: tf.zeros(shape, tf.uint8))
+
+        pixels = tf.map_fn(one, tf.reshape(x, [-1]), fn_output_signature=tf.TensorSpec(shape, tf.uint8))
+        return tf.cast(pixels, "float32")
+
+    def compute_output_shape(self, input_shape):
+        height, width = self.image["size"]
+        return (input_shape[0], height, width, {"grayscale": 1, "rgb": 3, "rgba": 4}[self.image["color_mode"]])
+
+    def get_config(self):
+        return {**super().get_config(), "image": self.image}
+
+
 def days_since_epoch(year, month, day):
     """Days from 1970-01-01 of proleptic Gregorian dates (int64 tensors; H. Hinnant's days_from_civil)."""
     year = year - tf.cast(month <= 2, tf.int64)
@@ -146,7 +179,7 @@ def column_features(x, column):
         return SetValues(column.vocabulary, column.separator, name=f"{column.input}_values")(x)
     if column.kind == "date":
         return DateParts(column.mean, column.variance, name=f"{column.input}_date")(x)
-    raise ConfigError(f"data.table: column '{column.name}' is text, which only model.type: mixed reads (a text encoder per column)")
+    raise ConfigError(f"data.table: column '{column.name}' is {column.kind}, which only model.type: mixed reads (an encoder per column)")
 
 
 def encode(inputs: dict, spec):

@@ -7,6 +7,8 @@ import base64
 
 import numpy as np
 
+from ..data.tabular import image_inputs
+
 
 class BadRequest(ValueError):
     """The request cannot be answered as it is: 400, with this one-line reason."""
@@ -43,6 +45,7 @@ class Signature:
         self.shape, self.dtype = tuple(first.shape[1:]), str(first.dtype)
         self.text = self.dtype == "string" and not self.table
         self.image_reader = image_reader
+        self.image_paths = image_inputs(model) if self.table else []  # table columns of image file paths
 
     def describe(self) -> dict:
         return {name: {"shape": [None, *shape], "dtype": dtype} for name, (shape, dtype) in self.inputs.items()}
@@ -87,11 +90,12 @@ class Signature:
         import tensorflow as tf
 
         if self.table:
-            from ..data.tabular import rows_from_objects
+            from ..data.tabular import missing_images, rows_from_objects
 
             try:
                 columns = rows_from_objects(examples, {name: dtype for name, (_, dtype) in self.inputs.items()})
-            except Exception as exc:  # a row whose columns are none of the model's, a value of no type
+                missing_images([f"instance {i + 1}" for i in range(len(examples))], columns, self.image_paths)
+            except Exception as exc:  # a row whose columns are none of the model's, a value of no type, no image file
                 raise BadRequest(str(exc).splitlines()[0]) from None
             return {name: tf.constant(values) for name, values in columns.items()}
         if self.text:
