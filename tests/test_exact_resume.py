@@ -94,3 +94,17 @@ def stop_and_resume(tmp_path: Path, path: Path, expected: list[dict]) -> dict:
     summary = json.loads(resumed.stdout)
     assert all(a < b for a, b in zip(cpu, cpu[1:])) and cpu[-1] < summary["cpu_seconds"]
     return summary
+
+
+def test_a_mixed_table_run_resumes_exactly(tmp_path):
+    """Text vocabularies, set and date layers, word and unit dropout inside the model: a stopped
+    mixed-table run goes on as if it never stopped."""
+    from test_mixed import mixed_config, mixed_csv
+
+    config = mixed_config(mixed_csv(tmp_path / "things.csv", n=2400), text={"type": "fasttext", "embedding_dim": 8, "token_dropout": 0.2}, dropout=0.3)
+    config["data"]["batch_size"] = 8
+    config["train"] = {"epochs": 6, "progress": "none", "deterministic": "strict"}
+    path = write_config(tmp_path / "mixed.yaml", config)
+    expected, _ = train_straight(tmp_path, path)
+    assert len(expected) == 6
+    stop_and_resume(tmp_path, path, expected)

@@ -74,7 +74,9 @@ def test_text_and_tags_together_give_the_label_and_the_saved_model_takes_raw_row
     assert "  description: text (" in err and "not used" not in err
     summary = json.loads(out)
     run = Path(summary["run_dir"])
-    columns = {c["column"]: c for c in json.loads((run / "summary.json").read_text())["table_columns"]}
+    recorded = json.loads((run / "summary.json").read_text())
+    assert recorded["parameters"] > 0 and recorded["flops_per_example"] > 2 * 16 * 3  # at least the head's multiply-adds
+    columns = {c["column"]: c for c in recorded["table_columns"]}
     assert {name: c["kind"] for name, c in columns.items()} == {"size": "numeric", "colour": "categorical", "description": "text", "tags": "set", "seen": "date"}
     assert columns["tags"]["values"] == 6 and columns["description"]["words"] == 12  # t1-t3, xa-xc; 6 kind words and 6 neutral ones
     # each of text and tags names the kind on half the rows: only a model reading both gets near all

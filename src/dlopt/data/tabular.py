@@ -1,5 +1,5 @@
 """Tables from a CSV (`source: csv` with `data.table`): feature columns of numbers, categories,
-free text, sets of values (tags) or dates, and a label column.
+free text, sets of values (tags), dates or image file paths, and a label column.
 
 Reading gives raw cells, (rows, feature columns) strings, so splits are sliced and carved before any
 column is typed. `TableSpec.fit` then learns from the training split only: which columns are
@@ -84,14 +84,14 @@ def read_rows(file: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
 
 @dataclass
 class ColumnReading:
-    """How a column is read, and why: `number`, `category`, `text`, `set`, `date`, `ignored` or
-    `label`; for numbers and dates, the values that do not fit the column."""
+    """How a column is read, and why: `number`, `category`, `text`, `set`, `date`, `image`, `ignored` or
+    `label`; for numbers, dates and image paths, the values that do not fit the column."""
 
     name: str
     kind: str
     why: str
     bad: list[tuple[str, int, str]] = field(default_factory=list)  # (file, line, value)
-    unused: bool = False  # text the model does not read
+    unused: bool = False  # text or images the model does not read
 
     @property
     def used(self) -> bool:
@@ -109,8 +109,8 @@ TEXT_WORDS = 3.0  # values of this many words on average are free text, not cate
 
 
 def column_readings(files: list[Path], settings, reads_text: bool = False) -> list[ColumnReading]:
-    """Every column of the table's files, read as a number, category, text, set, date or ignored,
-    and why; `reads_text`: the model reads text columns (else a column of free text is not used)."""
+    """Every column of the table's files, read as a number, category, text, set, date, image or
+    ignored, and why; `reads_text`: the model reads text and image columns (else they are not used)."""
     missing = {value.strip() for value in settings.missing_values}
     header, cells = None, []
     for file in files:
@@ -280,8 +280,8 @@ class CsvTable:
         return x, _typed_labels(labels)
 
     def _keep(self, values: list[str], checked: list[int], file: Path, line: int) -> bool:
-        """Apply `bad_values` and `missing_numbers` to one row's numbers and dates (in place);
-        False: drop the row."""
+        """Apply `bad_values` and `missing_numbers` to one row's numbers, dates and image paths
+        (in place; an image path made absolute); False: drop the row."""
         settings = self.settings
         for k in checked:
             value = values[k]
@@ -358,7 +358,7 @@ class TableSpec:
     @classmethod
     def fit(cls, cells: np.ndarray, features: list[str], settings, kinds: dict[str, str] | None = None, text=None, count_documents: bool = False, image=None) -> "TableSpec":
         """Statistics and vocabularies from the training split's cells only; `kinds`: each
-        column's reading (number, category, text, set, date), else numbers or categories from the
+        column's reading (number, category, text, set, date, image), else numbers or categories from the
         cells; `text`: data.text, the settings of text columns' vocabularies; `count_documents`:
         also how many training texts hold each word (a TF-IDF text encoder); `image`: data.image,
         how image columns' files are decoded."""

@@ -25,12 +25,12 @@ def build_mixed(model_config, input_spec, output_spec):
     regularizer = kernel_regularizer(c)
     spec = input_spec.table
     inputs = tabular.table_inputs(spec)
-    encoded = [_encode(inputs[column.input], column, c, regularizer) for column in spec.columns]
+    encoded = [_encode(inputs[column.input], column, c) for column in spec.columns]
     if c.combiner == "concat":
         x = encoded[0] if len(encoded) == 1 else layers.Concatenate(name="columns")(encoded)
     else:
-        # one token per column: its encoding projected to token_width (a category's embedding is one)
-        tokens = [e if e.shape[-1] == c.token_width and column.kind == "categorical" else layers.Dense(c.token_width, name=f"{column.input}_token")(e) for e, column in zip(encoded, spec.columns)]
+        # one token per column: its encoding projected to token_width (a category's embedding is one already)
+        tokens = [e if column.kind == "categorical" else layers.Dense(c.token_width, name=f"{column.input}_token")(e) for e, column in zip(encoded, spec.columns)]
         tokens = [layers.Reshape((1, c.token_width), name=f"{column.input}_as_token")(t) for t, column in zip(tokens, spec.columns)]
         x = tokens[0] if len(tokens) == 1 else layers.Concatenate(axis=1, name="columns")(tokens)
         x = attention_blocks(x, c.depth, c.heads, c.ff_width, c.dropout, c.activation, regularizer, prefix="across")
@@ -39,7 +39,7 @@ def build_mixed(model_config, input_spec, output_spec):
     return keras.Model(inputs, output_head(x, output_spec, regularizer), name="mixed")
 
 
-def _encode(x, column, c, regularizer):
+def _encode(x, column, c):
     """One column's encoding, a (batch, features) tensor."""
     layers = keras.layers
     if column.kind == "numeric":
