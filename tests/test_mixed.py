@@ -86,7 +86,17 @@ def test_text_and_tags_together_give_the_label_and_the_saved_model_takes_raw_row
     rows.write_text("size,colour,description,tags,seen\n0.1,red,the rain of some,t1,2022-02-02\n0.3,green,the of,\"t2, xc\",\n")
     code, out, err = cli("predict", run, rows, '{"description": "cherry apple", "tags": "t3"}', "--json")
     assert code == 0, err
-    assert [p["name"] for p in json.loads(out)] == ["b", "c", "a"]  # missing columns are missing values, not errors
+    predicted = json.loads(out)
+    assert [p["name"] for p in predicted] == ["b", "c", "a"]  # missing columns are missing values, not errors
+    assert not any("warnings" in p for p in predicted)
+    code, out, err = cli("predict", run, '{"description": "rain", "tags": "t1", "seen": "2031-01-01", "colour": "purple"}', "--json")
+    assert code == 0, err
+    dates = json.loads((run / "inputs.json").read_text())["dates"]["seen"]
+    assert "2021-01-01" <= dates["first"] < dates["last"] <= "2022-12-02"  # the span the table's dates were drawn from
+    assert json.loads(out)[0]["warnings"] == [
+        f"row 1: column 'seen' is 2031-01-01, outside its training dates {dates['first']} to {dates['last']}",
+        "row 1: column 'colour' is 'purple', not among the 2 values the model learnt from training (read as 'other')",
+    ]
 
     code, out, err = cli("export", run, "--format", "saved_model")
     assert code == 0, err
@@ -165,7 +175,7 @@ def test_mixed_config_errors_name_the_file_line_and_key(tmp_path, cli):
     config["model"] = {"type": "mlp", "layers": [8]}
     config["data"]["table"]["text_columns"] = ["description"]
     code, _, err = cli("train", write_config(tmp_path / "c.yaml", config), "--runs-dir", tmp_path / "runs")
-    assert code == 2 and err.strip().splitlines()[-1] == "error: data.table.text_columns: 'description' is text, which only model.type: mixed reads (a text encoder per column); use it, or list the column in categorical_columns"
+    assert code == 2 and err.strip().splitlines()[-1] == "error: data.table.text_columns: 'description' is text, which only model.type: mixed reads (an encoder per column); use it, or list the column in categorical_columns"
     config = mixed_config(path)
     config["data"]["table"]["categorical_columns"] = ["tags"]
     code, _, err = cli("train", write_config(tmp_path / "c.yaml", config), "--runs-dir", tmp_path / "runs")
@@ -222,3 +232,26 @@ def test_image_path_columns_are_read_inside_the_model(tmp_path, cli):
     path.write_text("\n".join(lines) + "\n")
     code, _, err = cli("train", write_config(tmp_path / "c.yaml", config), "--runs-dir", tmp_path / "runs2")
     assert code == 2 and f"error: {path}:4: column 'photo': 'photos/gone.png' is no image file" in err and not (tmp_path / "runs2").exists()
+
+
+def test_a_parquet_table_reads_as_its_csv_does(tmp_path, cli):
+    pandas = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    frame = pandas.read_csv(mixed_csv(tmp_path / "things.csv"), keep_default_na=False)
+    frame["size"] = frame["size"].astype(float)
+    frame["seen"] = pandas.to_datetime(frame["seen"])  # a timestamp column: read as ISO dates
+    frame["tags"] = frame["tags"].str.split(", ")  # a list column: a set's values
+    (tmp_path / "folder").mkdir()
+    frame.iloc[:240].to_parquet(tmp_path / "folder" / "train.parquet")
+    frame.iloc[240:].to_parquet(tmp_path / "folder" / "test.parquet")
+    config = mixed_config(tmp_path / "folder")
+    config["data"]["splits"] = {"train": "train", "test": "test"}
+    config["data"]["table"]["set_separator"] = None
+    code, out, err = cli("train", write_config(tmp_path / "c.yaml", config), "--runs-dir", tmp_path / "runs", "--json")
+    assert code == 0, err
+    assert "  seen: date (every value is an ISO date)" in err and "  tags: set (data.table.set_columns)" in err
+    assert json.loads(out)["test"]["accuracy"] >= 0.85
+    code, out, err = cli("predict", json.loads(out)["run_dir"], tmp_path / "folder" / "test.parquet", "--json")
+    assert code == 0, err
+    predicted = json.loads(out)
+    assert len(predicted) == 60 and predicted[0]["input"] == f"{tmp_path / 'folder' / 'test.parquet'}:1"

@@ -120,7 +120,7 @@ def predict(run_dir: Path, inputs: list[str], checkpoint: str = "best", top_k: i
     warnings: dict[str, list[str]] = {}
 
     if len(model.inputs) > 1 or config.data.table is not None:  # a table: raw rows, one input per column
-        from .data.tabular import image_inputs, missing_images, rows_from
+        from .data.table_rows import image_inputs, missing_images, rows_from
 
         labels, columns = rows_from(inputs, {t.name: str(t.dtype) for t in model.inputs})
         missing_images(labels, columns, image_inputs(model))

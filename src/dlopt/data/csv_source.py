@@ -27,6 +27,8 @@ class CsvSource(ArraySource):
         path = Path(self.data.path)
         if self.data.timeseries is not None:
             return [path if path.is_file() else path / "series.csv"]
+        if self.data.table is not None:
+            return tabular.table_files(path)
         return sorted(path.glob("*.csv")) if path.is_dir() else [path]
 
     def _split_reader(self):
@@ -97,7 +99,7 @@ class CsvSource(ArraySource):
         data, path = self.data, Path(self.data.path)
         files = self._files()
         if not files or not files[0].exists():
-            raise ConfigError(f"data.path: no .csv files in {path}")
+            raise ConfigError(f"data.path: no {'.csv or .parquet' if data.table is not None else '.csv'} files in {path}")
         header = tabular.read_header(files[0])
         if data.table is not None:
             tabular.feature_columns(data.table, header, files[0])

@@ -51,25 +51,57 @@ def input_statistics(train, input_shape: tuple, value_max: float | None, vectori
 
 
 def table_statistics(spec, inputs: dict) -> dict:
-    """Tables: each number column's training range, mean and spread (inputs: the model's inputs)."""
-    columns = {}
+    """Tables: each number column's training range, mean and spread, each date column's first and
+    last day, each category column's values (inputs: the model's inputs)."""
+    from .tabular import day_number
+
+    columns, dates, categories = {}, {}, {}
     for column in spec.columns:
         if column.kind == "numeric":
             values = np.asarray(inputs[column.input], dtype=np.float64).reshape(-1)
             values = values[np.isfinite(values)]
             if values.size:
                 columns[column.name] = {"input": column.input, "min": float(values.min()), "max": float(values.max()), "mean": column.mean, "std": float(np.sqrt(column.variance))}
-    return {"columns": columns}
+        elif column.kind == "date":
+            days = [d for d in map(day_number, np.asarray(inputs[column.input]).reshape(-1).tolist()) if d is not None]
+            if days:
+                dates[column.name] = {"input": column.input, "first": _iso(min(days)), "last": _iso(max(days))}
+        elif column.kind == "categorical":
+            categories[column.name] = {"input": column.input, "values": column.vocabulary}
+    return {"columns": columns, "dates": dates, "categories": categories}
+
+
+def _iso(day: float) -> str:
+    import datetime
+
+    return (datetime.date(1970, 1, 1) + datetime.timedelta(days=int(day))).isoformat()
 
 
 def row_warnings(label: str, row: dict, stats: dict) -> list[str]:
-    """A table row's numbers outside their column's training range (5% of the span either side)."""
+    """What in a table row the training rows never showed: a number outside its column's training
+    range (5% of the span either side), a date outside the training dates (by more than a tenth of
+    their span), a category value outside the column's training vocabulary (read as 'other')."""
+    from .tabular import day_number
+
+    def cell(column):
+        return np.asarray(row.get(column["input"], np.nan)).reshape(-1)[0]
+
     found = []
     for name, column in (stats.get("columns") or {}).items():
-        value = float(np.asarray(row.get(column["input"], np.nan)).reshape(-1)[0])
+        value = float(cell(column))
         span = max(column["max"] - column["min"], 1e-12)
         if np.isfinite(value) and not column["min"] - 0.05 * span <= value <= column["max"] + 0.05 * span:
             found.append(f"{label}: column '{name}' is {value:.4g}, outside its training range {column['min']:.4g} to {column['max']:.4g}")
+    for name, column in (stats.get("dates") or {}).items():
+        value = str(cell(column))
+        day, first, last = day_number(value), day_number(column["first"]), day_number(column["last"])
+        margin = max(last - first, 1.0) * 0.1
+        if day is not None and not first - margin <= day <= last + margin:
+            found.append(f"{label}: column '{name}' is {value}, outside its training dates {column['first']} to {column['last']}")
+    for name, column in (stats.get("categories") or {}).items():
+        value = str(cell(column))
+        if value and value != "nan" and value not in column["values"]:
+            found.append(f"{label}: column '{name}' is {value!r}, not among the {len(column['values'])} values the model learnt from training (read as 'other')")
     return found
 
 

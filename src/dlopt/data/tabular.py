@@ -28,12 +28,51 @@ def input_name(column: str) -> str:
     return name if name[0].isalpha() else f"c_{name}"
 
 
+TABLE_SUFFIXES = (".csv", ".parquet")
+
+
 def csv_file(path: Path, split: str) -> Path:
-    """One .csv (every split name reads it) or `<split>.csv` in a folder."""
-    return path / f"{split}.csv" if path.is_dir() else path
+    """One .csv or .parquet file (every split name reads it) or `<split>.csv` (or `.parquet`) in a folder."""
+    if not path.is_dir():
+        return path
+    return next((path / f"{split}{suffix}" for suffix in TABLE_SUFFIXES if (path / f"{split}{suffix}").exists()), path / f"{split}.csv")
+
+
+def table_files(path: Path) -> list[Path]:
+    """A folder's tables (.csv and .parquet files), or the one file."""
+    return sorted(p for p in path.glob("*") if p.suffix.lower() in TABLE_SUFFIXES) if path.is_dir() else [path]
+
+
+def _parquet(file: Path):
+    try:
+        import pandas
+    except ImportError:
+        raise ConfigError(f"{file}: reading Parquet needs pandas and pyarrow: pip install pandas pyarrow") from None
+    try:
+        return pandas.read_parquet(file)
+    except ImportError as exc:
+        raise ConfigError(f"{file}: reading Parquet needs pyarrow: pip install pyarrow ({exc})") from None
+    except Exception as exc:  # pyarrow's own errors: not a Parquet file, a damaged one
+        raise ConfigError(f"{file}: not a readable Parquet file: {str(exc).splitlines()[0]}") from None
+
+
+def _cell(value) -> str:
+    """A Parquet cell as the text a CSV would hold: missing as "", dates in ISO form, a list (a set
+    column's values) joined by spaces."""
+    import pandas
+
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return " ".join(str(v).strip() for v in value)
+    if value is None or pandas.isna(value):
+        return ""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value).strip()
 
 
 def read_header(file: Path) -> list[str]:
+    if file.suffix.lower() == ".parquet":
+        return [str(name).strip() for name in _parquet(file).columns]
     try:
         with open(file, newline="", encoding="utf-8") as handle:
             return [name.strip() for name in next(csv.reader(handle), [])]
@@ -63,7 +102,11 @@ def feature_columns(settings, header: list[str], file) -> list[str]:
 
 def read_rows(file: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """(header, [(line number, stripped cells)]) of a CSV file; a row whose number of fields is
-    not the header's is a config error naming its line (it would otherwise shift or drop values)."""
+    not the header's is a config error naming its line (it would otherwise shift or drop values).
+    A Parquet file's rows are numbered from 1 (its "lines"), its cells written as a CSV holds them."""
+    if file.suffix.lower() == ".parquet":
+        frame = _parquet(file)
+        return [str(name).strip() for name in frame.columns], [(n, [_cell(v) for v in row]) for n, row in enumerate(frame.itertuples(index=False, name=None), 1)]
     try:
         with open(file, newline="", encoding="utf-8") as handle:
             reader = csv.reader(handle)
@@ -186,7 +229,7 @@ EPOCH_ORDINAL = 719163  # datetime.date(1970, 1, 1).toordinal()
 
 
 def _reading(name: str, values: list[tuple[Path, int, str]], settings, reads_text: bool) -> ColumnReading:
-    numbers = [_as_number(value) for _, _, value in values]
+    numbers = [as_number(value) for _, _, value in values]
     finite = sum(n is not None and np.isfinite(n) for n in numbers)
     if finite == len(values):
         return ColumnReading(name, "number", "every value is a number")
@@ -256,7 +299,7 @@ class CsvTable:
         self.handled: Counter = Counter()  # rows dropped or values read as missing, and why
 
     def available_splits(self, path: Path) -> set[str]:
-        return {p.stem for p in path.glob("*.csv")} if path.is_dir() else set()
+        return {p.stem for p in table_files(path)} if path.is_dir() else set()
 
     def load_split(self, path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         file = csv_file(path, split)
@@ -296,7 +339,7 @@ class CsvTable:
                 continue
             if kind == "date" and day_number(value) is not None:
                 continue
-            number = _as_number(value) if kind == "number" else None
+            number = as_number(value) if kind == "number" else None
             if number is not None and np.isfinite(number):
                 continue
             if settings.bad_values == "error":
@@ -321,7 +364,7 @@ def _typed_labels(labels: list[str]) -> np.ndarray:
         return np.array(labels)
 
 
-def _as_number(value: str) -> float | None:
+def as_number(value: str) -> float | None:
     try:
         return float(value)
     except ValueError:
@@ -370,9 +413,9 @@ class TableSpec:
             if kinds:
                 kind = KINDS[kinds[name]]
             else:
-                kind = "numeric" if name not in forced and all(_as_number(v) is not None for v in values) else "categorical"
+                kind = "numeric" if name not in forced and all(as_number(v) is not None for v in values) else "categorical"
             if kind == "numeric":
-                present = np.array([n for n in map(_as_number, values) if n is not None], dtype=np.float64)
+                present = np.array([n for n in map(as_number, values) if n is not None], dtype=np.float64)
                 mean, variance = (float(present.mean()), float(present.var())) if len(present) else (0.0, 1.0)
                 fill = settings.fill_value if settings.missing_numbers == "constant" else mean
                 indicator = settings.missing_numbers == "indicator" and len(values) < len(cells)
@@ -403,7 +446,7 @@ class TableSpec:
             values = cells[:, j] if len(cells) else np.zeros(0, dtype=object)
             if column.kind == "numeric":
                 # a value that is not a number (in a later split) counts as missing
-                numbers = [np.nan if v in missing else (_as_number(v) if _as_number(v) is not None else np.nan) for v in values]
+                numbers = [np.nan if v in missing else (as_number(v) if as_number(v) is not None else np.nan) for v in values]
                 out[column.input] = np.array(numbers, dtype=np.float32).reshape(-1, 1)
             else:
                 out[column.input] = np.array(["" if v in missing else v for v in values], dtype=str).reshape(-1, 1)
@@ -433,93 +476,3 @@ def _text_column(name: str, values: list[str], text, count_documents: bool) -> C
     vectorizer, counts = adapted_vectorizer(text, texts, max(len(values), 1), count_documents=count_documents)
     settings = {"sequence_length": text.sequence_length, "ngrams": text.ngrams, "standardize": text.standardize}
     return Column(name, "text", vocabulary=vectorizer.get_vocabulary(include_special_tokens=False), text=settings, document_counts=counts)
-
-
-def rows_from(inputs: list[str], input_names: dict[str, str]) -> tuple[list[str], dict[str, np.ndarray]]:
-    """Raw rows for `dlopt predict`: CSV files with a header, or JSON objects (an argument, or a .json
-    / .jsonl file holding an object or a list of them). `input_names`: model input -> "float32" | "string".
-    Returns (a label per row, the model's inputs); a missing key or cell is a missing value."""
-    labels, rows = [], []
-    for item in inputs:
-        path = Path(item)
-        text = item.strip()
-        if text.startswith("{") or text.startswith("["):
-            loaded = _json(text, "argument")
-            new = loaded if isinstance(loaded, list) else [loaded]
-            labels += [f"row {len(rows) + i + 1}" for i in range(len(new))]
-        elif path.is_file() and path.suffix.lower() == ".csv":
-            with open(path, newline="", encoding="utf-8") as handle:
-                new = [{k.strip(): _beside(v, path) for k, v in row.items() if k is not None} for row in csv.DictReader(handle)]
-            labels += [f"{item}:{n + 2}" for n in range(len(new))]  # line numbers, after the header
-        elif path.is_file() and path.suffix.lower() in (".json", ".jsonl"):
-            raw = path.read_text()
-            if path.suffix.lower() == ".jsonl":
-                new = [_json(line, f"{item}:{n}") for n, line in enumerate(raw.splitlines(), 1) if line.strip()]
-            else:
-                loaded = _json(raw, item)
-                new = loaded if isinstance(loaded, list) else [loaded]
-            new = [{k: _beside(v, path) for k, v in row.items()} if isinstance(row, dict) else row for row in new]
-            labels += [f"{item}[{n}]" for n in range(len(new))]
-        else:
-            raise ConfigError(f"{item}: expected a .csv file with a header row, a .json/.jsonl file, or a JSON object such as '{{\"column\": value}}'")
-        for row in new:
-            if not isinstance(row, dict):
-                raise ConfigError(f"{item}: expected JSON objects (column: value), got {type(row).__name__}")
-        rows += new
-    if not rows:
-        raise ConfigError("no rows to predict")
-    return labels, rows_from_objects(rows, input_names)
-
-
-def image_inputs(model) -> list[str]:
-    """The model inputs that are image paths (read by a ReadImage layer inside it)."""
-    return [layer.input.name for layer in model.layers if type(layer).__name__ == "ReadImage"]
-
-
-def missing_images(labels: list[str], columns: dict[str, np.ndarray], inputs: list[str]) -> None:
-    """A config error naming the first row whose image path is no file (before the model reads it)."""
-    for name in inputs:
-        for label, value in zip(labels, columns[name].reshape(-1)):
-            if value and not Path(str(value)).is_file():
-                raise ConfigError(f"{label}: column '{name}': {str(value)!r} is no image file (relative paths: from the rows file's folder, or the working directory)")
-
-
-def _beside(value, table: Path):
-    """An image file name in a rows file, as a path from that file's folder (as training read them)."""
-    if isinstance(value, str) and value.strip().lower().endswith(IMAGE_SUFFIXES) and image_path(value.strip(), table).is_file():
-        return str(image_path(value.strip(), table).resolve())
-    return value
-
-
-def rows_from_objects(rows: list[dict], input_names: dict[str, str]) -> dict[str, np.ndarray]:
-    """Rows (column: value objects) as the model's inputs; a missing key is a missing value."""
-    known = set(input_names)
-    unknown = sorted({input_name(k) for row in rows for k in row} - known)
-    if unknown and not (known & {input_name(k) for row in rows for k in row}):
-        raise ConfigError(f"the rows' columns ({', '.join(unknown[:5])}) are none of the model's: {', '.join(sorted(known))}")
-    out = {}
-    for name, dtype in input_names.items():
-        values = [next((v for k, v in row.items() if input_name(k) == name), None) for row in rows]
-        if dtype == "string":
-            out[name] = np.array(["" if v is None else str(v).strip() for v in values], dtype=str).reshape(-1, 1)
-        else:
-            out[name] = np.array([_number_or_nan(v) for v in values], dtype=np.float32).reshape(-1, 1)
-    return out
-
-
-def _number_or_nan(value) -> float:
-    if value is None or isinstance(value, bool):
-        return np.nan
-    if isinstance(value, (int, float)):
-        return float(value)
-    number = _as_number(str(value).strip())
-    return np.nan if number is None else number
-
-
-def _json(text: str, where: str):
-    import json
-
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: not valid JSON: {exc}") from None

@@ -7,7 +7,7 @@ import base64
 
 import numpy as np
 
-from ..data.tabular import image_inputs
+from ..data.table_rows import image_inputs
 
 
 class BadRequest(ValueError):
@@ -90,7 +90,7 @@ class Signature:
         import tensorflow as tf
 
         if self.table:
-            from ..data.tabular import missing_images, rows_from_objects
+            from ..data.table_rows import missing_images, rows_from_objects
 
             try:
                 columns = rows_from_objects(examples, {name: dtype for name, (_, dtype) in self.inputs.items()})
