@@ -289,10 +289,12 @@ class MixedConfig(ModelBase):
     def _encoder_and_combiner_fit(self):
         if self.token_width % self.heads:
             raise field_error("heads", f"expected a divisor of token_width ({self.token_width}), got {self.heads}")
-        for part, key in [(part, key) for part in ("text", "image") for key in NOT_FOR_ENCODERS]:
-            encoder = getattr(self, part)
-            if key in type(encoder).model_fields and getattr(encoder, key) != type(encoder).model_fields[key].default:
-                raise field_error(f"{part}.{key}", f"applies to a whole model, not to a column's {part} encoder; set model.{key}" if key not in ("wide", "c_path") else "a text encoder ends before any head: it has no wide part or regularisation path")
+        for part in ("text", "image"):
+            fields = type(getattr(self, part)).model_fields
+            for key in NOT_FOR_ENCODERS:
+                if key in fields and getattr(getattr(self, part), key) != fields[key].default:
+                    whole_model = f"applies to a whole model, not to a column's {part} encoder; set model.{key}"
+                    raise field_error(f"{part}.{key}", whole_model if key not in ("wide", "c_path") else "a text encoder ends before any head: it has no wide part or regularisation path")
         if self.text.type == "tfidf" and not self.text.dense:
             raise field_error("text.dense", "a tfidf text encoder needs a hidden layer, e.g. [256]: the TF-IDF of the words goes into it, and its units are the column's encoding")
         return self

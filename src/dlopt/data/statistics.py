@@ -53,7 +53,7 @@ def input_statistics(train, input_shape: tuple, value_max: float | None, vectori
 def table_statistics(spec, inputs: dict) -> dict:
     """Tables: each number column's training range, mean and spread, each date column's first and
     last day, each category column's values (inputs: the model's inputs)."""
-    from .tabular import day_number
+    from .tabular import day_number, iso_day
 
     columns, dates, categories = {}, {}, {}
     for column in spec.columns:
@@ -65,16 +65,10 @@ def table_statistics(spec, inputs: dict) -> dict:
         elif column.kind == "date":
             days = [d for d in map(day_number, np.asarray(inputs[column.input]).reshape(-1).tolist()) if d is not None]
             if days:
-                dates[column.name] = {"input": column.input, "first": _iso(min(days)), "last": _iso(max(days))}
+                dates[column.name] = {"input": column.input, "first": iso_day(min(days)), "last": iso_day(max(days))}
         elif column.kind == "categorical":
             categories[column.name] = {"input": column.input, "values": column.vocabulary}
     return {"columns": columns, "dates": dates, "categories": categories}
-
-
-def _iso(day: float) -> str:
-    import datetime
-
-    return (datetime.date(1970, 1, 1) + datetime.timedelta(days=int(day))).isoformat()
 
 
 def row_warnings(label: str, row: dict, stats: dict) -> list[str]:

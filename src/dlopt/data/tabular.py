@@ -43,12 +43,17 @@ def table_files(path: Path) -> list[Path]:
     return sorted(p for p in path.glob("*") if p.suffix.lower() in TABLE_SUFFIXES) if path.is_dir() else [path]
 
 
-def _parquet(file: Path):
+def _parquet(file: Path, header_only: bool = False):
+    """A Parquet file as a pandas frame, or with `header_only` its column names (read from its schema)."""
     try:
         import pandas
     except ImportError:
         raise ConfigError(f"{file}: reading Parquet needs pandas and pyarrow: pip install pandas pyarrow") from None
     try:
+        if header_only:
+            import pyarrow.parquet
+
+            return pyarrow.parquet.read_schema(file).names
         return pandas.read_parquet(file)
     except ImportError as exc:
         raise ConfigError(f"{file}: reading Parquet needs pyarrow: pip install pyarrow ({exc})") from None
@@ -72,7 +77,7 @@ def _cell(value) -> str:
 
 def read_header(file: Path) -> list[str]:
     if file.suffix.lower() == ".parquet":
-        return [str(name).strip() for name in _parquet(file).columns]
+        return [str(name).strip() for name in _parquet(file, header_only=True)]
     try:
         with open(file, newline="", encoding="utf-8") as handle:
             return [name.strip() for name in next(csv.reader(handle), [])]
@@ -225,6 +230,13 @@ def day_number(value: str) -> float | None:
         return None
 
 
+def iso_day(day: float) -> str:
+    """The ISO date of a day number (day_number's inverse)."""
+    import datetime
+
+    return datetime.date.fromordinal(int(day) + EPOCH_ORDINAL).isoformat()
+
+
 EPOCH_ORDINAL = 719163  # datetime.date(1970, 1, 1).toordinal()
 
 
@@ -334,8 +346,9 @@ class CsvTable:
                     self.handled["rows dropped: a missing number"] += 1
                     return False
                 continue
-            if kind == "image" and image_path(value, file).is_file():
-                values[k] = str(image_path(value, file).resolve())  # the model reads it from wherever dlopt runs
+            image = image_path(value, file) if kind == "image" else None
+            if image is not None and image.is_file():
+                values[k] = str(image.resolve())  # the model reads it from wherever dlopt runs
                 continue
             if kind == "date" and day_number(value) is not None:
                 continue

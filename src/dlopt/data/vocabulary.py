@@ -8,20 +8,25 @@ import numpy as np
 from ..errors import RunFailed
 
 
+def text_vectorization(sequence_length: int | None, ngrams: int, standardize: str, **kwargs):
+    """A TextVectorization layer for `data.text`'s settings (`kwargs`: its vocabulary or
+    max_tokens, its name)."""
+    import keras
+
+    return keras.layers.TextVectorization(
+        output_sequence_length=sequence_length,
+        ngrams=ngrams if ngrams > 1 else None,
+        standardize=None if standardize == "none" else standardize,
+        **kwargs,
+    )
+
+
 def adapted_vectorizer(text, texts, count: int, count_documents: bool = False, name: str = "vectorize"):
     """A TextVectorization layer whose vocabulary comes from `texts` only (a tf.data dataset of the
     training split's `count` strings); with `count_documents` (TF-IDF models), also how many
     training texts hold each token id (0 padding, 1 out-of-vocabulary: none) and how many texts
     there are. One pass counts for both this and `min_count`."""
-    import keras
-
-    vectorizer = keras.layers.TextVectorization(
-        max_tokens=text.max_tokens,
-        output_sequence_length=text.sequence_length,
-        ngrams=text.ngrams if text.ngrams > 1 else None,
-        standardize=None if text.standardize == "none" else text.standardize,
-        name=name,
-    )
+    vectorizer = text_vectorization(text.sequence_length, text.ngrams, text.standardize, max_tokens=text.max_tokens, name=name)
     vectorizer.adapt(texts.batch(1024))
     counts = texts_holding(vectorizer, texts.batch(1024)) if count_documents or text.min_count > 1 else None
     if text.min_count > 1:

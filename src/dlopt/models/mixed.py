@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import keras
 
+from ..data.vocabulary import text_vectorization
 from . import tabular  # the module, not its names: importing keras may register the families first
 from .parts import InputSpec, OutputSpec, attention_blocks, dense_stack, kernel_regularizer, output_head
 
@@ -81,13 +82,7 @@ def _text(x, column, c):
     its head: that network's penultimate vector."""
     layers = keras.layers
     text = column.text
-    vectorize = layers.TextVectorization(
-        vocabulary=column.vocabulary or [""],
-        output_sequence_length=text["sequence_length"],
-        ngrams=text["ngrams"] if text["ngrams"] > 1 else None,
-        standardize=None if text["standardize"] == "none" else text["standardize"],
-        name=f"{column.input}_words",
-    )
+    vectorize = text_vectorization(**text, vocabulary=column.vocabulary or [""], name=f"{column.input}_words")
     ids = vectorize(x)
     if text["sequence_length"] is None:  # (batch, 1) texts give (batch, 1, time) without a fixed length
         ids = layers.Reshape((-1,), name=f"{column.input}_ids")(ids)

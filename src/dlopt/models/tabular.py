@@ -134,7 +134,9 @@ class ReadImage(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         height, width = self.image["size"]
-        return (input_shape[0], height, width, {"grayscale": 1, "rgb": 3, "rgba": 4}[self.image["color_mode"]])
+        from ..data.images import CHANNELS
+
+        return (input_shape[0], height, width, CHANNELS[self.image["color_mode"]])
 
     def get_config(self):
         return {**super().get_config(), "image": self.image}
