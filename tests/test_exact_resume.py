@@ -108,3 +108,19 @@ def test_a_mixed_table_run_resumes_exactly(tmp_path):
     expected, _ = train_straight(tmp_path, path)
     assert len(expected) == 6
     stop_and_resume(tmp_path, path, expected)
+
+
+def test_a_run_of_several_outputs_resumes_exactly(tmp_path):
+    """Every output's loss and metrics, and the monitor on one of them, go on after a resume as if
+    the run never stopped."""
+    from test_outputs import outputs_config, outputs_csv
+
+    config = outputs_config(outputs_csv(tmp_path / "things.csv", n=2400))
+    config["data"]["batch_size"] = 8
+    config["model"]["dropout"] = 0.3
+    config["train"] = {"epochs": 6, "progress": "none", "deterministic": "strict"}
+    path = write_config(tmp_path / "outputs.yaml", config)
+    expected, straight = train_straight(tmp_path, path)
+    assert len(expected) == 6 and "val_price_mae" in expected[0]
+    resumed = stop_and_resume(tmp_path, path, expected)
+    assert resumed["best"] == straight["best"] and resumed["test"] == straight["test"]

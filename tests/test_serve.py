@@ -4,6 +4,7 @@ Serving's REST shape; batching of concurrent requests; bad input answered 400, n
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
 import subprocess
@@ -131,16 +132,7 @@ def test_a_table_model_takes_rows_as_json_objects(tmp_path):
     config = write_config(tmp_path / "t.yaml", {**table_config(penguin_like_csv(tmp_path / "birds.csv")), "train": {"epochs": 2, "progress": "none"}})
     trained = subprocess.run([*DLOPT, "train", str(config), "--runs-dir", str(tmp_path / "runs"), "--json"], capture_output=True, text=True, timeout=300)
     assert trained.returncode == 0, trained.stderr
-    port = free_port()
-    proc = subprocess.Popen([*DLOPT, "serve", json.loads(trained.stdout)["run_dir"], "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
+    with serving(json.loads(trained.stdout)["run_dir"]) as url:
         rows = [{"bill": 50.1, "island": "east", "year": 2008}, {"bill": None, "island": "north"}]
         reply = httpx.post(f"{url}/v1/models/table:predict", json={"instances": rows}, timeout=30)
         assert reply.status_code == 200, reply.text
@@ -151,6 +143,23 @@ def test_a_table_model_takes_rows_as_json_objects(tmp_path):
         assert bad.status_code == 400 and "table rows" in bad.json()["error"]
         unknown = httpx.post(f"{url}/v1/models/table:predict", json={"instances": [{"wings": 2}]}, timeout=30)
         assert unknown.status_code == 400 and "none of the model's" in unknown.json()["error"]
+
+
+@contextlib.contextmanager
+def serving(run_dir):
+    """`dlopt serve RUN` on a free port of 127.0.0.1, once it answers /healthz: its URL."""
+    port = free_port()
+    proc = subprocess.Popen([*DLOPT, "serve", str(run_dir), "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(400):
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        yield url
     finally:
         proc.terminate()
         proc.wait(timeout=30)

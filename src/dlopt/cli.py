@@ -203,9 +203,8 @@ def train(config_file, sets, module, name, seed, runs_dir, skip_if_done, resume,
         click.echo(f"{summary['worker']}: training completed; the chief wrote the run folder")
     else:
         console.stdout.print(tables.results_table(summary))
-        analysis = _read_analysis(summary)
-        if analysis.get("per_class"):
-            console.stdout.print(tables.per_class_table(analysis, "test"))
+        for table in tables.analysis_tables(_read_analysis(summary), "test"):
+            console.stdout.print(table)
         if summary.get("forecast"):
             console.stdout.print(tables.forecast_table(summary["forecast"]))
         console.result(tables.results_footer(summary))
@@ -307,9 +306,10 @@ def evaluate(run_dir, split, checkpoint, views, no_tta, as_json):
         console.stdout.print(table)
         if result.get("forecast"):
             console.stdout.print(tables.forecast_table(result["forecast"]))
-        if result.get("per_class"):
-            console.stdout.print(tables.per_class_table(result, split))
-        elif result.get("class_names"):
+        shown = tables.analysis_tables(result, split)
+        for table in shown:
+            console.stdout.print(table)
+        if not shown and result.get("class_names"):
             console.result(console.wrapped(f"{len(result['class_names'])} classes: {', '.join(result['class_names'])}"))
         if result.get("plots"):
             console.result(console.wrapped(f"plots: {', '.join(str(RunFolder(run_dir).plots / name) for name in result['plots'])}"))
@@ -557,6 +557,9 @@ def predict(run_dir, inputs, checkpoint, top_k, as_json):
 
     stdout.print(f"{run_dir} · {checkpoint}.keras", soft_wrap=True)
     table = Table()
+    if "outputs" in results[0]:  # several outputs: a column each
+        stdout.print(_outputs_table(results))
+        return
     values = "values" in results[0]
     for column in ("input", "prediction") if values else ("input", "class", "probability"):
         table.add_column(column, justify="left" if column != "probability" else "right")
@@ -568,6 +571,26 @@ def predict(run_dir, inputs, checkpoint, top_k, as_json):
             label = "  ".join(f"{r.get('name', r['class'])}" for r in ranked)
             table.add_row(result["input"], label, "  ".join(f"{r['probability']:.3f}" for r in ranked))
     stdout.print(table)
+
+
+def _outputs_table(results: list[dict]):
+    """`dlopt predict` of several outputs: per input, each output's class (probability), labels or value."""
+    from rich.table import Table
+
+    def shown(answer: dict) -> str:
+        if "labels" in answer:
+            return ", ".join(f"{label} ({p:.2f})" for label, p in zip(answer["labels"], answer["probabilities"])) or "(none)"
+        if "values" in answer:
+            return ", ".join(f"{v:.4g}" for v in answer["values"])
+        return f"{answer.get('name', answer['class'])} ({answer['probability']:.3f})"
+
+    table = Table()
+    names = list(results[0]["outputs"])
+    for column in ("input", *names):
+        table.add_column(column)
+    for result in results:
+        table.add_row(result["input"], *(shown(result["outputs"][name]) for name in names))
+    return table
 
 
 @main.command()

@@ -53,6 +53,9 @@ def check_members(members: list[Member]) -> None:
     if len(members) < 2:
         raise ConfigError("dlopt ensemble: give at least two runs")
     first = members[0]
+    several = next((m for m in members if m.summary.get("outputs")), None)
+    if several is not None:
+        raise ConfigError(f"dlopt ensemble: {several.run_dir} predicts several outputs (data.table.outputs); ensembles average one output's answers")
     for member in members[1:]:
         what = None
         if member.data != first.data:

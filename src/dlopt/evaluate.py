@@ -38,7 +38,7 @@ def evaluate_split(model, data, split: str, run_dir: Path, views=(), progress: s
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:  # the views model shares the (possibly mirrored) layers
         if not getattr(model, "compiled", False):
-            model.compile(loss=objective.loss(), metrics=objective.metrics())
+            model.compile(loss=objective.loss(), loss_weights=objective.loss_weights(), metrics=objective.metrics())
         shown = TestProgress(f"{split}: scoring {data.counts[split]:,} examples" + (f" x {len(views) + 1} views" if views else ""), steps, progress)
         metrics, single_view = tta.evaluate(model, dataset, list(views), objective.loss(), objective.metrics(), callbacks=[shown])  # the views model gets metric objects of its own
     analysis = analyse(model, data, split, run_dir, views, TestProgress(f"{split}: per-class report and mistakes", steps, progress))
@@ -66,6 +66,7 @@ def evaluate(run_dir: Path, split: str = "test", checkpoint: str = "best", views
         "checkpoint": checkpoint,
         "examples": data.counts[split],
         **({"class_names": data.class_names} if data.class_names else {}),
+        **({"outputs": [output.describe() for output in data.outputs]} if data.outputs else {}),
         "metrics": scored.metrics,
         **({"metrics_single_view": scored.single_view, "tta": views} if scored.single_view else {}),
         **scored.analysis,

@@ -20,6 +20,8 @@ def monitor_mode(monitor: str, mode: str = "auto") -> str:
     if mode != "auto":
         return mode
     name = monitor[4:] if monitor.startswith("val_") else monitor
+    if name not in METRICS:  # an output's metric (several outputs): `<output>_<metric>`
+        name = max((m for m in METRICS if name.endswith(f"_{m}")), key=len, default=name)
     return "max" if name in METRICS and METRICS.get(name).higher_is_better else "min"
 
 
@@ -35,11 +37,16 @@ class Objective:
     series_scale: tuple | None = None  # a time series: errors are reported in its own units
 
     @classmethod
-    def resolve(cls, train: TrainConfig, task: str, num_classes: int | None, mixed_labels: bool = False, series_scale=None) -> "Objective":
+    def resolve(cls, train: TrainConfig, task: str, num_classes: int | None, mixed_labels: bool = False, series_scale=None, multi_label: bool = False) -> "Objective":
         """The loss, metrics and label format for `task`; config errors name the key that does not fit.
 
-        `mixed_labels`: mixup or cutmix blend labels, which only one-hot (or binary) labels can carry."""
+        `mixed_labels`: mixup or cutmix blend labels, which only one-hot (or binary) labels can carry.
+        `multi_label`: several classes per example, each a sigmoid unit (0/1 targets per class)."""
         loss = train.loss if train.loss != "auto" else ("sparse_categorical_crossentropy" if task == "classification" else "mse")
+        if multi_label:
+            if train.loss not in ("auto", "binary_crossentropy"):
+                raise ConfigError(f"train.loss: '{train.loss}' does not fit several labels per example; expected binary_crossentropy (or auto)")
+            loss = "binary_crossentropy"
         metrics = tuple(train.metrics) if train.metrics is not None else (("accuracy",) if task == "classification" else ("mae", "rmse"))
         wrong = [m for m in metrics if METRICS.get(m).task != task]
         if wrong:
@@ -47,7 +54,9 @@ class Objective:
         if LOSSES.get(loss).task != task:
             expected = "a cross-entropy" if task == "classification" else f"one of {', '.join(sorted(LOSSES.where(task=task)))}"
             raise ConfigError(f"train.loss: '{loss}' is a {LOSSES.get(loss).task} loss but the data is {task}; expected {expected}")
-        fmt = cls._label_format(train, task, loss, metrics, num_classes, mixed_labels)
+        if multi_label and "top_k_accuracy" in metrics:
+            raise ConfigError("train.metrics: top_k_accuracy ranks one class per example; not for several labels per example")
+        fmt = "multi_hot" if multi_label else cls._label_format(train, task, loss, metrics, num_classes, mixed_labels)
         scale = tuple(series_scale) if series_scale is not None else None
         return cls(task, fmt, loss, metrics, train.label_smoothing, train.huber_delta, train.top_k, scale)
 
@@ -74,9 +83,45 @@ class Objective:
         """New Keras metric objects (each compiled model needs its own)."""
         return [METRICS.get(name).build(self, name) for name in self.metric_names]
 
+    def loss_weights(self) -> None:
+        return None  # one output: its loss is the loss
+
     def logged(self) -> set[str]:
         """The names fit() logs: the loss and metrics, their `val_` twins, and the learning rate."""
         names = ["loss", *self.metric_names]
+        return set(names) | {f"val_{n}" for n in names} | {"learning_rate"}
+
+    @staticmethod
+    def mode(monitor: str, mode: str = "auto") -> str:
+        return monitor_mode(monitor, mode)
+
+
+@dataclass(frozen=True)
+class Objectives:
+    """Several outputs (`data.table.outputs`): an Objective per output, and its loss weight.
+    Compiled as Keras takes them: dicts keyed by the output's name."""
+
+    named: dict  # output name -> Objective
+    weights: dict  # output name -> loss weight
+    task = "several"
+    label_format = "several"
+
+    def loss(self) -> dict:
+        return {name: objective.loss() for name, objective in self.named.items()}
+
+    def metrics(self) -> dict:
+        return {name: objective.metrics() for name, objective in self.named.items()}
+
+    def loss_weights(self) -> dict:
+        return dict(self.weights)
+
+    def logged(self) -> set[str]:
+        """Keras' names: `loss` (the weighted sum), `<output>_loss` and `<output>_<metric>`; with
+        one output `loss` and `<metric>` alone, as for a model of one output."""
+        if len(self.named) == 1:
+            names = ["loss", *next(iter(self.named.values())).metric_names]
+        else:
+            names = ["loss", *(f"{name}_{metric}" for name, objective in self.named.items() for metric in ("loss", *objective.metric_names))]
         return set(names) | {f"val_{n}" for n in names} | {"learning_rate"}
 
     @staticmethod
@@ -92,7 +137,7 @@ def cross_entropy(objective: Objective):
 
     if objective.label_format == "onehot":
         return keras.losses.CategoricalCrossentropy(label_smoothing=objective.label_smoothing)
-    if objective.label_format == "binary":
+    if objective.label_format in ("binary", "multi_hot"):
         return keras.losses.BinaryCrossentropy(label_smoothing=objective.label_smoothing)
     return keras.losses.SparseCategoricalCrossentropy()
 
@@ -119,7 +164,8 @@ def accuracy(objective: Objective, name: str):
     import keras
 
     m = keras.metrics
-    return {"sparse": m.SparseCategoricalAccuracy, "onehot": m.CategoricalAccuracy, "binary": m.BinaryAccuracy}[objective.label_format](name=name)
+    # several labels per example: the share of (example, label) pairs right at 0.5
+    return {"sparse": m.SparseCategoricalAccuracy, "onehot": m.CategoricalAccuracy, "binary": m.BinaryAccuracy, "multi_hot": m.BinaryAccuracy}[objective.label_format](name=name)
 
 
 def top_k_accuracy(objective: Objective, name: str):
@@ -145,13 +191,13 @@ def macro_f1(objective: Objective, name: str):
     import keras
 
     # threshold None: the arg-max class counts as predicted, the usual multi-class F1
-    return keras.metrics.F1Score(average="macro", threshold=0.5 if objective.label_format == "binary" else None, name=name)
+    return keras.metrics.F1Score(average="macro", threshold=0.5 if objective.label_format in ("binary", "multi_hot") else None, name=name)
 
 
 def auc(objective: Objective, name: str):
     import keras
 
-    return keras.metrics.AUC(name=name)
+    return keras.metrics.AUC(multi_label=objective.label_format == "multi_hot", name=name)
 
 
 def _error_metric(keras_name: str):

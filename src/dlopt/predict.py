@@ -136,10 +136,47 @@ def predict(run_dir: Path, inputs: list[str], checkpoint: str = "best", top_k: i
         batch = tf.constant(examples.astype(str)) if text else examples
         warnings = _domain_warnings(model, labels, examples, text, statistics)
     averaged = tta.wrap(model, config.data.tta)  # the same views as the run's test evaluation
-    outputs = np.asarray(averaged.predict(batch, verbose=0, batch_size=256), dtype=np.float64)
-    class_names = run_summary(run_dir).get("class_names") or config.data.class_names
-    results = answers(outputs, head_activation(model), class_names, top_k)
+    results = Answers.of_run(run_dir, config, model, top_k)(averaged.predict(batch, verbose=0, batch_size=256))
     return [{"input": label, **({"warnings": warnings[label]} if warnings.get(label) else {}), **result} for label, result in zip(labels, results)]
+
+
+class Answers:
+    """A run's raw model outputs -> one answer per example: `answers` for a model of one output;
+    for several outputs (summary.json's `outputs`), {"outputs": {name: that output's answer}}."""
+
+    def __init__(self, activation: str | None, class_names: list[str] | None, outputs: list[dict] | None = None, top_k: int = 1):
+        self.activation, self.class_names, self.outputs, self.top_k = activation, class_names, outputs, top_k
+
+    @classmethod
+    def of_run(cls, run_dir: Path, config, model, top_k: int = 1) -> "Answers":
+        summary = run_summary(run_dir)
+        return cls(head_activation(model), summary.get("class_names") or config.data.class_names, summary.get("outputs"), top_k)
+
+    def describe(self) -> dict:
+        """What the answers hold, for a server's status."""
+        if self.outputs is not None:
+            return {"outputs": [{k: v for k, v in output.items() if k in ("name", "column", "type", "values")} for output in self.outputs]}
+        return {"activation": self.activation}
+
+    def __call__(self, raw) -> list[dict]:
+        if self.outputs is None:
+            return answers(np.asarray(raw, dtype=np.float64), self.activation, self.class_names, self.top_k)
+        per_output = {}
+        for output in self.outputs:
+            kind, values = output["type"], output.get("values")
+            activation = {"category": "softmax", "binary": "sigmoid"}.get(kind)
+            scores = np.asarray(raw[output["name"]], dtype=np.float64)
+            per_output[output["name"]] = labels_above(scores, values) if kind == "multi_label" else answers(scores, activation, values, self.top_k)
+        return [{"outputs": {name: found[i] for name, found in per_output.items()}} for i in range(len(next(iter(per_output.values()))))]
+
+
+def labels_above(scores: np.ndarray, labels: list[str], threshold: float = 0.5) -> list[dict]:
+    """Several labels per example: those scored at `threshold` or above, most likely first."""
+    found = []
+    for row in scores:
+        order = [int(i) for i in np.argsort(-row) if row[i] >= threshold]
+        found.append({"labels": [labels[i] for i in order], "probabilities": [float(row[i]) for i in order]})
+    return found
 
 
 def answers(outputs: np.ndarray, activation: str | None, class_names: list[str] | None, top_k: int = 1) -> list[dict]:

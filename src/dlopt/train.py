@@ -77,6 +77,7 @@ def _compile(config: Config, model, data, optimizer) -> None:
     model.compile(
         optimizer=optimizer,
         loss=data.objective.loss(),
+        loss_weights=data.objective.loss_weights(),  # several outputs: the loss is their weighted sum
         metrics=data.objective.metrics(),
         steps_per_execution=config.train.steps_per_execution,
         jit_compile=_jit_compile(config.train.jit_compile),
@@ -422,6 +423,7 @@ def summary_of(config: Config, run_dir: Path, data, model, fitted: Fitted, teste
         **({"test_single_view": tested.single_view, "tta": list(config.data.tta)} if tested.single_view else {}),
         **({"forecast": tested.forecast} if tested.forecast else {}),
         **({"class_names": data.class_names} if data.class_names else {}),
+        **({"outputs": [output.describe() for output in data.outputs]} if data.outputs else {}),
         **({"class_counts": data.class_counts} if data.class_counts else {}),
         **({"table_columns": data.table.describe()} if data.table is not None else {}),
         **({"rows_handled": data.table.rows_handled} if data.table is not None and data.table.rows_handled else {}),

@@ -1,6 +1,7 @@
 """What a model gets right and wrong on one split, in numbers and pictures: a per-class report and
 confusion matrix, the most confident mistakes, ROC and precision-recall curves for two classes,
-predicted against true values for regression, and the forecast drawn over a time series.
+predicted against true values for regression, the forecast drawn over a time series, and each
+of several outputs' own report (outputs.py).
 
 `analyse` runs after training (the test split) and for `dlopt eval`; it reads nothing but the
 model and the split, and writes `RUN/plots/*_<split>.png` (and `eval/<split>_mistakes.csv` for text).
@@ -22,6 +23,10 @@ def analyse(model, data, split: str, run_dir: Path, views=(), progress=None) -> 
 
     run = RunFolder(run_dir)
     folder = run.plots
+    if data.outputs is not None:  # several outputs: a report per output
+        from . import outputs
+
+        return outputs.report(model, data.outputs, data.pipelines[split], folder, split, run.eval, progress)
     found = predict_split(tta.wrap(model, list(views)), data.pipelines[split], data.label_format, progress)
     if data.series is not None:
         return {"plots": [plots.save(plots.forecast(model, data.series, data.pipelines, split), folder / f"forecast_{split}.png").name]}

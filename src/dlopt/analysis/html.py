@@ -38,13 +38,26 @@ def _results(summary: dict) -> str:
     return _table(*results_rows(summary))
 
 
-def _per_class(analysis: dict) -> str:
+def _per_class(analysis: dict, title: str = "Per class (test)") -> str:
     report = analysis.get("per_class")
     if not report:
         return ""
     rows = [[c["class"], c["precision"], c["recall"], c["f1"], c["support"]] for c in report["classes"]]
     rows += [[f"{name} average", report[name]["precision"], report[name]["recall"], report[name]["f1"], report[name]["support"]] for name in ("macro", "weighted")]
-    return "<h2>Per class (test)</h2>" + _table(["class", "precision", "recall", "F1", "support"], rows)
+    return f"<h2>{html.escape(title)}</h2>" + _table(["class", "precision", "recall", "F1", "support"], rows)
+
+
+def _outputs(analysis: dict) -> str:
+    """Several outputs: each one's per-class (or per-label) table, or its residuals."""
+    parts = []
+    for name, report in (analysis.get("outputs") or {}).items():
+        what = f"Output {name} ({report.get('type')}, test)"
+        if report.get("per_class"):
+            parts.append(_per_class(report, f"{what}: per {'label' if report.get('type') == 'multi_label' else 'class'}"))
+        elif report.get("residuals"):
+            residuals = report["residuals"]
+            parts.append(f"<h2>{html.escape(what)}: residuals</h2>" + _table(["mean", "std", "max |residual|"], [[residuals["mean"], residuals["std"], residuals["max_abs"]]]))
+    return "".join(parts)
 
 
 def _forecast(summary: dict) -> str:
@@ -87,6 +100,7 @@ def write_report(run_dir: Path, output: Path) -> Path:
         f'<p class="meta">{html.escape(" · ".join(meta))}</p>',
         ("<h2>Results</h2>" + _results(summary)) if summary else "<p>No summary.json: the run did not finish.</p>",
         _per_class(analysis),
+        _outputs(analysis),
         _forecast(summary),
         _plots(run.plots),
         f"<h2>Config</h2><pre>{html.escape(config)}</pre>",

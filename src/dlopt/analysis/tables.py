@@ -76,6 +76,13 @@ def per_class_table(analysis: dict, split: str) -> Table:
     return table
 
 
+def analysis_tables(analysis: dict, split: str) -> list[Table]:
+    """The per-class tables of a split's analysis: one, or one per output that has classes."""
+    if analysis.get("per_class"):
+        return [per_class_table(analysis, split)]
+    return [per_class_table(report, f"{split} {name}") for name, report in (analysis.get("outputs") or {}).items() if report.get("per_class")]
+
+
 def results_footer(summary: dict) -> str:
     flops = summary.get("flops_per_example")
     size = summary.get("model_bytes")

@@ -8,8 +8,9 @@ from typing import Annotated, Literal, Optional, Union
 from pydantic import Field, model_validator
 
 from ..registry import Registry, did_you_mean
-from .schema_base import PositiveInt, Section, field_error
+from .schema_base import NonNegativeFloat, PositiveInt, Section, field_error
 from .augment import AugmentOp
+from .train import LOSSES, METRICS
 
 
 class Splits(Section):
@@ -64,6 +65,22 @@ class ImageConfig(Section):
 MISSING_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "None", "?"]
 
 
+class TableOutput(Section):
+    """One column a `model.type: mixed` model predicts, beside the others of `data.table.outputs`."""
+
+    column: str = Field(..., description="The column to predict.")
+    type: Literal["auto", "category", "binary", "number", "multi_label"] = Field(
+        "auto",
+        description="`category` (softmax over the training values), `binary` (one sigmoid unit: two values), `number` (a linear unit), `multi_label` (several values in one cell, split as `set_columns` are: one sigmoid per training value). "
+        "`auto`: a number unless every value is an integer, then two values binary, more a category.",
+    )
+    loss: LOSSES.literal("auto") = Field("auto", description="This output's loss; `auto`: cross-entropy for categories (binary for binary and multi_label), MSE for numbers.")
+    metrics: Optional[list[METRICS.literal()]] = Field(None, description="This output's metrics; unset: `[accuracy]` for categories, binary and multi_label, `[mae, rmse]` for numbers.")
+    weight: NonNegativeFloat = Field(1.0, description="This output's loss weight: the training loss is the weighted sum of the outputs' losses.")
+
+
+
+
 class TableConfig(Section):
     """Source `csv` as a table: feature columns (numbers, categories, text, sets, dates, image paths) and a label column. The
     preprocessing is learnt from the training split only and saved inside the model, so the model
@@ -71,7 +88,12 @@ class TableConfig(Section):
     category, text, set, date, image, ignored) and why. A missing category is a category of its own; missing numbers
     and values that do not fit their column: `missing_numbers`, `bad_values`."""
 
-    label_column: str = Field(..., description="The column to predict: class names or ids (classification), or numbers (regression, or see `data.task`).")
+    label_column: Optional[str] = Field(None, description="The column to predict: class names or ids (classification), or numbers (regression, or see `data.task`). Set this or `outputs`.")
+    outputs: Optional[Annotated[list[TableOutput], Field(min_length=1)]] = Field(
+        None,
+        description="Instead of `label_column` (`model.type: mixed`): one or several columns to predict, each with its type, loss, metrics and loss weight. "
+        "Logged as Keras names them: `<column>_loss`, `<column>_<metric>` (with one output: `loss`, `<metric>`); `checkpoint.monitor` picks one of them, or the weighted `val_loss`.",
+    )
     feature_columns: Optional[Annotated[list[str], Field(min_length=1)]] = Field(None, description="Input columns; unset: every column but the label and `ignore_columns`.")
     categorical_columns: Optional[list[str]] = Field(
         None, description="Columns read as categories even when their values are numbers (codes, years); columns with any non-numeric value are categorical anyway."
@@ -107,13 +129,24 @@ class TableConfig(Section):
         description="A value that does not fit its column (`abc` or `inf` in a column of numbers): `error` stops before any run folder exists, naming file, line, column and value; `missing` reads it as missing; `drop_row` leaves the row out (counted, printed and kept in run.json).",
     )
 
+    @property
+    def label_columns(self) -> list[str]:
+        """The columns the model predicts: `label_column`, or each of `outputs`."""
+        return [self.label_column] if self.outputs is None else [output.column for output in self.outputs]
+
     @model_validator(mode="after")
     def _one_kind_per_column(self):
+        if (self.label_column is None) == (self.outputs is None):
+            raise field_error("label_column", "set either label_column (one column to predict) or outputs (one or several), not both" if self.outputs else "missing: the column to predict (or `outputs`)")
+        named = [output.column for output in self.outputs or []]
+        twice = sorted({c for c in named if named.count(c) > 1})
+        if twice:
+            raise field_error("outputs", f"'{twice[0]}' is predicted twice; one entry per column")
         seen: dict[str, str] = {}
         for key in ("categorical_columns", "text_columns", "set_columns", "date_columns", "image_columns", "ignore_columns"):
             for column in getattr(self, key) or []:
-                if column == self.label_column:
-                    raise field_error(key, f"'{column}' is the label column, not a feature")
+                if column in self.label_columns:
+                    raise field_error(key, f"'{column}' is {'the label column' if self.outputs is None else 'an output'}, not a feature")
                 if column in seen:
                     raise field_error(key, f"'{column}' is in {seen[column]} too; a column is read one way")
                 seen[column] = key

@@ -52,6 +52,15 @@ class Config(Section):
             raise PydanticCustomError(
                 "dlopt_field", "{message}", {"key": "data.text.sequence_length", "message": f"null (every token) is for model.type tfidf (or a tfidf text encoder); {family} needs a number of tokens"}
             )
+        table = self.data.table
+        if table is not None and table.outputs is not None:
+            if self.model.type != "mixed":
+                raise PydanticCustomError("dlopt_field", "{message}", {"key": "data.table.outputs", "message": f"several outputs are for model.type mixed, not {self.model.type}; or predict one column with data.table.label_column"})
+            for key, unset in (("loss", "auto"), ("metrics", None)):
+                if getattr(self.train, key) != unset:
+                    raise PydanticCustomError("dlopt_field", "{message}", {"key": f"train.{key}", "message": f"with data.table.outputs each output names its own {key} (data.table.outputs[i].{key})"})
+            if self.data.task != "auto":
+                raise PydanticCustomError("dlopt_field", "{message}", {"key": "data.task", "message": "with data.table.outputs each output names its type (data.table.outputs[i].type)"})
         path = getattr(self.model, "c_path", None)
         if path and self.train.epochs < len(path) * self.model.epochs_per_c:
             raise PydanticCustomError(

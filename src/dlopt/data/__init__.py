@@ -16,7 +16,7 @@ from .. import tta
 from ..config.schema import Config
 from ..errors import ConfigError, RunFailed
 from ..objectives import Objective
-from . import augment
+from . import augment, table_outputs
 from .pipeline import batched, feature_statistics
 from .source import Split, source_for
 from .statistics import input_statistics, table_statistics
@@ -30,10 +30,10 @@ class Data:
     pipelines: dict[str, Any]  # role -> batched tf.data.Dataset of (x, y)
     counts: dict[str, int]  # role -> examples
     input_shape: tuple
-    task: str  # classification | regression
+    task: str  # classification | regression | several (outputs: table.outputs)
     num_classes: int | None
     target_shape: tuple  # per-example regression target shape, () for a scalar
-    objective: Objective  # loss, metrics and the label format, resolved once for this data
+    objective: Objective  # loss, metrics and the label format, resolved once for this data (several outputs: Objectives)
     batch_size: int
     steps_per_epoch: int
     mean: np.ndarray | None = None  # training-split statistics after rescale, for standardize
@@ -50,8 +50,13 @@ class Data:
     input_statistics: dict | None = None  # the training inputs' range, means, ... (data/statistics.py)
 
     @property
-    def label_format(self) -> str:  # sparse | onehot | binary | value
+    def label_format(self) -> str:  # sparse | onehot | binary | value | several
         return self.objective.label_format
+
+    @property
+    def outputs(self) -> list | None:
+        """Several outputs (`data.table.outputs`): data/table_outputs.OutputColumn each; else None."""
+        return self.table.outputs if self.table is not None else None
 
     def overview(self) -> list[str]:
         """Examples per split, then for a few classes the examples per class (the run's first lines)."""
@@ -198,8 +203,9 @@ def _inputs(config: Config, read, train: Split, roles, task: str, with_statistic
     return Inputs(shape, augment_batch=augment_batch)
 
 
-def _pipelines(config: Config, splits: dict[str, Split], roles, batch_size: int, objective: Objective, num_classes, augment_batch, for_training: bool):
-    """Each role's batched tf.data pipeline, and the epoch variable the training order is drawn from."""
+def _pipelines(config: Config, splits: dict[str, Split], roles, batch_size: int, label_format, num_classes, augment_batch, for_training: bool):
+    """Each role's batched tf.data pipeline, and the epoch variable the training order is drawn from.
+    Several outputs: `label_format` and `num_classes` are dicts by output name."""
     import tensorflow as tf
 
     data = config.data
@@ -211,7 +217,7 @@ def _pipelines(config: Config, splits: dict[str, Split], roles, batch_size: int,
                 splits[role],
                 batch_size=batch_size if role == "train" else min(batch_size, 1024),
                 training=role == "train" and for_training,
-                label_format=objective.label_format,
+                label_format=label_format,
                 num_classes=num_classes,
                 shuffle_buffer=data.shuffle_buffer,
                 cache=data.cache,
@@ -234,9 +240,14 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
     wanted = tuple(dict.fromkeys(("train",) + tuple(roles)))  # train decides task and statistics
     read = source_for(config).read(wanted, tuple(roles))
     splits, train = read.splits, read.splits["train"]
-    task, num_classes, target_shape = _task_and_classes(config, train, read.metadata_classes)
-    series_scale = read.series.target_scaling.scale.tolist() if read.series is not None else None
-    objective = Objective.resolve(config.train, task, num_classes, mixed_labels=augment.mixes_labels(data.augment), series_scale=series_scale)
+    outputs = read.table.outputs if read.table is not None else None
+    if outputs is not None:  # several outputs: each has its own type and objective (data/table_outputs.py)
+        task, num_classes, target_shape = "several", None, ()
+        objective = table_outputs.objectives(outputs)
+    else:
+        task, num_classes, target_shape = _task_and_classes(config, train, read.metadata_classes)
+        series_scale = read.series.target_scaling.scale.tolist() if read.series is not None else None
+        objective = Objective.resolve(config.train, task, num_classes, mixed_labels=augment.mixes_labels(data.augment), series_scale=series_scale)
     class_names = _named_classes(data, read.class_names, task, num_classes)
     inputs = _inputs(config, read, train, roles, task, with_statistics, for_training)
     mean = variance = None
@@ -250,7 +261,9 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
         value_max = read.value_max or (255.0 if raw == np.uint8 else None)
         statistics = input_statistics(train, inputs.shape, value_max, inputs.vectorizer)
     batch_size = train.count if data.batch_size == "full" else data.batch_size
-    pipelines, epoch = _pipelines(config, splits, roles, batch_size, objective, num_classes, inputs.augment_batch, for_training)
+    label_format = objective.label_format if outputs is None else {o.name: o.objective.label_format for o in outputs}
+    classes = num_classes if outputs is None else {o.name: len(o.values or ()) for o in outputs}
+    pipelines, epoch = _pipelines(config, splits, roles, batch_size, label_format, classes, inputs.augment_batch, for_training)
     return Data(
         pipelines=pipelines,
         counts={role: splits[role].count for role in roles if role in splits},

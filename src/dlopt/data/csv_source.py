@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..console import say, warn
 from ..errors import ConfigError
-from . import tabular, text_files, timeseries
+from . import table_outputs, tabular, text_files, timeseries
 from .source import ArraySource, Split, SplitsRead, class_names_to_ids
 
 
@@ -86,13 +86,19 @@ class CsvSource(ArraySource):
             raise ConfigError(f"data.augment[0].type: {data.augment[0].type} does not apply to table rows")
         reader = self.table_reader
         if reader.dropped:
-            warn(f"data.table.label_column: skipped {reader.dropped} rows whose label is missing")
+            warn(f"data.table.{'label_column' if data.table.outputs is None else 'outputs'}: skipped {reader.dropped} rows whose label {'is' if data.table.outputs is None else 'or an output is'} missing")
         for what, count in reader.handled.items():
             say(f"data.table: {count:,} {what}")
         spec = tabular.TableSpec.fit(splits["train"].arrays[0], reader.features, data.table, reader.kinds, data.text, self.config.model.uses_tfidf(), data.image)
         spec.rows_handled = {**({"rows dropped: no label": reader.dropped} if reader.dropped else {}), **reader.handled}
-        for split in splits.values():
-            split.arrays = (spec.arrays(split.arrays[0], data.table), split.arrays[1])
+        if data.table.outputs is not None:
+            spec.outputs = table_outputs.fit(splits["train"].arrays[1], data.table, self.config.train)
+            say("outputs:")
+            for output in spec.outputs:
+                say(output.line())
+        for role, split in splits.items():
+            labels = split.arrays[1] if spec.outputs is None else {o.name: o.targets(split.arrays[1][:, i], role) for i, o in enumerate(spec.outputs)}
+            split.arrays = (spec.arrays(split.arrays[0], data.table), labels)
         return spec
 
     def _check_columns(self) -> None:

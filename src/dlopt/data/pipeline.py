@@ -5,8 +5,22 @@ from __future__ import annotations
 import numpy as np
 
 
-def _encode(label_format: str, num_classes: int | None):
-    """Per-batch transform: float32 inputs, and labels in the form the loss expects."""
+def _label(y, label_format: str, num_classes: int | None):
+    """Labels in the form the loss expects."""
+    import tensorflow as tf
+
+    if label_format == "onehot":
+        return tf.one_hot(tf.cast(tf.reshape(y, [-1]), tf.int32), num_classes)
+    if label_format == "binary":
+        return tf.cast(tf.reshape(y, [-1, 1]), tf.float32)
+    if label_format == "sparse":
+        return tf.cast(y, tf.int32)
+    return tf.cast(y, tf.float32)  # values, multi-hot
+
+
+def _encode(label_format, num_classes):
+    """Per-batch transform: float32 inputs, and labels in the form the loss expects (several
+    outputs: `label_format` and `num_classes` are dicts by output name, as the labels are)."""
     import tensorflow as tf
 
     def encode(x, y):
@@ -14,15 +28,9 @@ def _encode(label_format: str, num_classes: int | None):
             pass
         elif x.dtype != tf.string:  # text stays text: the model vectorises it
             x = tf.cast(x, tf.float32)
-        if label_format == "onehot":
-            y = tf.one_hot(tf.cast(tf.reshape(y, [-1]), tf.int32), num_classes)
-        elif label_format == "binary":
-            y = tf.cast(tf.reshape(y, [-1, 1]), tf.float32)
-        elif label_format == "sparse":
-            y = tf.cast(y, tf.int32)
-        else:
-            y = tf.cast(y, tf.float32)
-        return x, y
+        if isinstance(label_format, dict):
+            return x, {name: _label(y[name], label_format[name], num_classes[name]) for name in label_format}
+        return x, _label(y, label_format, num_classes)
 
     return encode
 
@@ -43,13 +51,12 @@ def batched(
     if split.arrays is not None:
         x, y = split.arrays
         x = x.astype(str) if getattr(x, "dtype", None) == object else x  # text: Python strings -> tf.string
-        inputs, labels = tf.nest.map_structure(tf.constant, x), tf.constant(y)
+        inputs, labels = tf.nest.map_structure(tf.constant, x), tf.nest.map_structure(tf.constant, y)
         dataset = tf.data.Dataset.range(split.count)
         if training:
             dataset = _shuffled(dataset, shuffle_buffer or split.count, seed, epoch)
-        dataset = dataset.batch(batch_size).map(
-            lambda i: encode(tf.nest.map_structure(lambda t: tf.gather(t, i), inputs), tf.gather(labels, i)), num_parallel_calls=calls
-        )
+        take = lambda i: lambda t: tf.gather(t, i)  # noqa: E731  (one batch of every array)
+        dataset = dataset.batch(batch_size).map(lambda i: encode(tf.nest.map_structure(take(i), inputs), tf.nest.map_structure(take(i), labels)), num_parallel_calls=calls)
         return _augmented(dataset, training, augment, deterministic, calls).prefetch(auto if prefetch == "auto" else prefetch)
     if split.cached:  # decoded and cached before training (image folders)
         dataset = split.dataset

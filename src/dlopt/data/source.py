@@ -104,8 +104,9 @@ class ArraySource:
             if base not in cache:
                 x, y = self.load_split(self.path, base)
                 if self._shuffles():  # file order is often class order: slices and carves must not follow it
-                    stratify = data.task != "regression" and y.dtype.kind in "iubOUS"
-                    order = shuffled_order(y, self.config.seed, stratify)
+                    by = y if y.ndim == 1 else y[:, 0]  # several outputs: the first one's values
+                    stratify = data.task != "regression" and by.dtype.kind in "iubOUS" and (by is y or len(set(by)) <= 1000)
+                    order = shuffled_order(by, self.config.seed, stratify)
                     x, y = x[order], y[order]
                 cache[base] = (x, y)
             x, y = cache[base]
@@ -136,7 +137,7 @@ class ArraySource:
 def class_names_to_ids(splits: dict[str, Split]) -> list[str] | None:
     """Labels given as class names (text_folder, csv) become ids, numbered from the training split."""
     train = splits["train"]
-    if train.arrays is None or train.arrays[1].dtype.kind not in "OUS":
+    if train.arrays is None or train.arrays[1].dtype.kind not in "OUS" or train.arrays[1].ndim > 1:  # several outputs: data/table_outputs.py
         return None
     names = sorted({str(label) for label in train.arrays[1]})
     ids = {name: i for i, name in enumerate(names)}

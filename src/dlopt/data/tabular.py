@@ -91,17 +91,19 @@ def read_header(file: Path) -> list[str]:
 
 def feature_columns(settings, header: list[str], file) -> list[str]:
     """The feature columns the config asks for, checked against the file's header (a config error)."""
-    named = [("label_column", [settings.label_column])]
+    labels = settings.label_columns
+    named = [("label_column" if settings.outputs is None else "outputs", labels)]
     named += [(key, getattr(settings, key) or []) for key in ("feature_columns", "categorical_columns", "ignore_columns")]
     for key, columns in named:
         missing = [c for c in columns if c not in header]
         if missing:
             raise ConfigError(f"data.table.{key}: {file} has no column '{missing[0]}' (has: {', '.join(header)})")
-    features = settings.feature_columns or [c for c in header if c != settings.label_column and c not in settings.ignore_columns]
-    if settings.label_column in features:
-        raise ConfigError(f"data.table.feature_columns: '{settings.label_column}' is the label column of {file}, not a feature")
+    features = settings.feature_columns or [c for c in header if c not in labels and c not in settings.ignore_columns]
+    predicted = [c for c in features if c in labels]
+    if predicted:
+        raise ConfigError(f"data.table.feature_columns: '{predicted[0]}' is {'the label column' if settings.outputs is None else 'an output'} of {file}, not a feature")
     if not features:
-        raise ConfigError(f"data.table: {file} has no feature column left besides the label '{settings.label_column}'")
+        raise ConfigError(f"data.table: {file} has no feature column left besides the {'label' if settings.outputs is None else 'outputs'} {', '.join(repr(c) for c in labels)}")
     return features
 
 
@@ -132,8 +134,8 @@ def read_rows(file: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
 
 @dataclass
 class ColumnReading:
-    """How a column is read, and why: `number`, `category`, `text`, `set`, `date`, `image`, `ignored` or
-    `label`; for numbers, dates and image paths, the values that do not fit the column."""
+    """How a column is read, and why: `number`, `category`, `text`, `set`, `date`, `image`, `ignored`,
+    `label` or `output`; for numbers, dates and image paths, the values that do not fit the column."""
 
     name: str
     kind: str
@@ -146,7 +148,7 @@ class ColumnReading:
         return self.kind in FEATURE_KINDS and not self.unused
 
     def line(self) -> str:
-        return f"  {self.name}: {self.kind}{'' if self.used or self.kind == 'label' else ', not used'} ({self.why})"
+        return f"  {self.name}: {self.kind}{'' if self.used or self.kind in ('label', 'output') else ', not used'} ({self.why})"
 
 
 FEATURE_KINDS = ("number", "category", "text", "set", "date", "image")
@@ -170,8 +172,8 @@ def column_readings(files: list[Path], settings, reads_text: bool = False) -> li
     readings = []
     for j, name in enumerate(header):
         values = [(file, line, row[j]) for file, line, row in cells if row[j] not in missing]
-        if name == settings.label_column:
-            readings.append(ColumnReading(name, "label", "data.table.label_column"))
+        if name in settings.label_columns:
+            readings.append(ColumnReading(name, "label", "data.table.label_column") if settings.outputs is None else ColumnReading(name, "output", "data.table.outputs"))
         elif name not in features:
             readings.append(ColumnReading(name, "ignored", "data.table.ignore_columns" if name in settings.ignore_columns else "not in data.table.feature_columns"))
         elif name in forced:
@@ -319,20 +321,22 @@ class CsvTable:
             raise RunFailed(f"data.path: no {file.name} for split '{split}' in {path}")
         header, rows = read_rows(file)
         where = [header.index(c) for c in self.features]
-        label_at = header.index(self.settings.label_column)
+        label_at = [header.index(c) for c in self.settings.label_columns]
         checked = [k for k, name in enumerate(self.features) if self.kinds[name] in ("number", "date", "image")]
         cells, labels = [], []
         for line, row in rows:
-            if row[label_at] in self.missing:
+            if any(row[i] in self.missing for i in label_at):
                 self.dropped += 1
                 continue
             values = [row[i] for i in where]
             if not self._keep(values, checked, file, line):
                 continue
             cells.append(values)
-            labels.append(row[label_at])
+            labels.append([row[i] for i in label_at])
         x = np.array(cells, dtype=object).reshape(len(cells), len(self.features))
-        return x, _typed_labels(labels)
+        if self.settings.outputs is not None:  # several outputs: the raw cells, (rows, outputs); data/table_outputs.py reads them
+            return x, np.array(labels, dtype=object).reshape(len(labels), len(label_at))
+        return x, _typed_labels([label for label, in labels])
 
     def _keep(self, values: list[str], checked: list[int], file: Path, line: int) -> bool:
         """Apply `bad_values` and `missing_numbers` to one row's numbers, dates and image paths
@@ -410,6 +414,7 @@ class Column:
 class TableSpec:
     columns: list[Column]
     rows_handled: dict = field(default_factory=dict)  # rows dropped or values read as missing, and why
+    outputs: list | None = None  # several outputs (`data.table.outputs`): data/table_outputs.OutputColumn each
 
     @classmethod
     def fit(cls, cells: np.ndarray, features: list[str], settings, kinds: dict[str, str] | None = None, text=None, count_documents: bool = False, image=None) -> "TableSpec":

@@ -8,7 +8,7 @@ vocabulary (learnt from the training split) and a text family's network up to it
 an image family's network up to its head (`model.image`: cnn or backbone). The combiner then joins the columns:
 `concat` puts the encodings side by side; `transformer` makes each column one token and lets
 self-attention blocks relate them (FT-Transformer's idea) before flattening. Dense layers and the
-head follow.
+head follow: one, or one per output of `data.table.outputs`, each from the same last dense layer.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import keras
 
 from ..data.vocabulary import text_vectorization
 from . import tabular  # the module, not its names: importing keras may register the families first
-from .parts import InputSpec, OutputSpec, attention_blocks, dense_stack, kernel_regularizer, output_head
+from .parts import InputSpec, OutputSpec, attention_blocks, dense_stack, kernel_regularizer, output_heads
 
 
 def build_mixed(model_config, input_spec, output_spec):
@@ -37,7 +37,7 @@ def build_mixed(model_config, input_spec, output_spec):
         x = attention_blocks(x, c.depth, c.heads, c.ff_width, c.dropout, c.activation, regularizer, prefix="across")
         x = layers.Flatten(name="columns_flat")(x)
     x = dense_stack(x, c.layers, c, regularizer, prefix="dense")
-    return keras.Model(inputs, output_head(x, output_spec, regularizer), name="mixed")
+    return keras.Model(inputs, output_heads(x, output_spec, regularizer), name="mixed")  # several outputs: a dict of heads
 
 
 def _encode(x, column, c):

@@ -27,7 +27,23 @@ class OutputSpec:
     shape: tuple  # per-example output shape
 
 
-def output_spec_for(data) -> OutputSpec:
+OUTPUT_TYPES = {  # several outputs: an output's type -> (task, activation); units from its values
+    "category": ("classification", "softmax"),
+    "binary": ("classification", "sigmoid"),
+    "multi_label": ("classification", "sigmoid"),
+    "number": ("regression", "linear"),
+}
+
+
+def output_spec_for(data) -> OutputSpec | dict:
+    """What the head predicts; several outputs (`data.table.outputs`): an OutputSpec per output name."""
+    if getattr(data, "outputs", None) is not None:
+        specs = {}
+        for output in data.outputs:
+            task, activation = OUTPUT_TYPES[output.kind]
+            units = 1 if output.kind in ("binary", "number") else len(output.values)
+            specs[output.name] = OutputSpec(task, units, activation, () if output.kind == "number" else (units,))
+        return specs
     if data.task == "regression":
         shape = data.target_shape
         units = 1
@@ -55,6 +71,15 @@ def output_head(x, spec: OutputSpec, kernel_regularizer=None, added_logits=None)
     if spec.task == "regression" and len(spec.shape) > 1:
         outputs = keras.layers.Reshape(spec.shape, dtype="float32")(outputs)
     return outputs
+
+
+def output_heads(x, spec: OutputSpec | dict, kernel_regularizer=None):
+    """`output_head`, or for several outputs a dict of heads by output name (the Keras outputs)."""
+    import keras
+
+    if not isinstance(spec, dict):
+        return output_head(x, spec, kernel_regularizer)
+    return {name: keras.layers.Dense(s.units, activation=s.activation, kernel_regularizer=kernel_regularizer, dtype="float32", name=f"output_{name}")(x) for name, s in spec.items()}
 
 
 def head_of_logits(logits, spec: OutputSpec):

@@ -15,19 +15,17 @@ import contextlib
 import json
 from pathlib import Path
 
-import numpy as np
-
 from .batching import Batcher
 from .inputs import BadRequest, Signature, instances_of
 
 
 def load(run_dir: Path, checkpoint: str = "best"):
-    """(model name, the model with its test-time views, signature, class names, activation)."""
+    """(model name, the model with its test-time views, signature, answers: raw outputs -> answers)."""
     from .. import tta
     from ..errors import ConfigError
-    from ..predict import head_activation, image_from_bytes
+    from ..predict import Answers, image_from_bytes
     from ..runs import RunFolder, read_json_if_any
-    from ..saved_models import load_run_model, run_summary
+    from ..saved_models import load_run_model
 
     config, model, _ = load_run_model(run_dir, checkpoint)
     statistics = read_json_if_any(RunFolder(run_dir).inputs)
@@ -42,8 +40,8 @@ def load(run_dir: Path, checkpoint: str = "best"):
             raise BadRequest(str(exc)) from None
         return image * (value_max / 255.0) if value_max and value_max != 255.0 else image
 
-    class_names = run_summary(run_dir).get("class_names") or config.data.class_names
-    return config.name, tta.wrap(model, config.data.tta), Signature(model, table=config.data.table is not None, image_reader=image_reader), class_names, head_activation(model)
+    signature = Signature(model, table=config.data.table is not None, image_reader=image_reader)
+    return config.name, tta.wrap(model, config.data.tta), signature, Answers.of_run(run_dir, config, model)
 
 
 def make_app(run_dir: Path, checkpoint: str = "best", max_batch: int = 32, max_wait_ms: float = 5.0, max_request_bytes: int = 10 << 20):
@@ -51,14 +49,11 @@ def make_app(run_dir: Path, checkpoint: str = "best", max_batch: int = 32, max_w
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from ..predict import answers
-
-    name, model, signature, class_names, activation = load(run_dir, checkpoint)
+    name, model, signature, answers = load(run_dir, checkpoint)
 
     def run_batch(examples: list) -> list:
         # a direct call: predict() builds an input pipeline per call, 10x the time of a small batch
-        outputs = np.asarray(model(signature.batch(examples), training=False), dtype=np.float64)
-        return answers(outputs, activation, class_names)
+        return answers(model(signature.batch(examples), training=False))
 
     batcher = Batcher(run_batch, max_batch, max_wait_ms / 1000.0)
 
@@ -96,8 +91,8 @@ def make_app(run_dir: Path, checkpoint: str = "best", max_batch: int = 32, max_w
             "model_version_status": [{"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}],
             "name": name,
             "run": str(run_dir),
-            "signature": {"inputs": signature.describe(), "outputs": {"activation": activation}},
-            **({"class_names": class_names} if class_names else {}),
+            "signature": {"inputs": signature.describe(), "outputs": answers.describe()},
+            **({"class_names": answers.class_names} if answers.class_names else {}),
             "counts": {"requests": counts.requests, "examples": counts.examples, "model_calls": counts.model_calls},
         })
 

@@ -26,7 +26,7 @@ class RunModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         from dlopt.serve.app import load
 
-        self.name, self.model, self.signature, self.class_names, self.activation = load(Path(context.artifacts["run"]))
+        self.name, self.model, self.signature, self.answers = load(Path(context.artifacts["run"]))
 
     # the hint only tells MLflow not to infer a schema (it warns without one): every kind in
     # instances_in() is taken, and checked against the model's own signature
@@ -34,7 +34,6 @@ class RunModel(mlflow.pyfunc.PythonModel):
         from mlflow.exceptions import MlflowException
         from mlflow.protos.databricks_pb2 import BAD_REQUEST
 
-        from dlopt.predict import answers
         from dlopt.serve.inputs import BadRequest
 
         try:
@@ -44,8 +43,7 @@ class RunModel(mlflow.pyfunc.PythonModel):
             batch = self.signature.batch(examples)
         except BadRequest as exc:  # answered 400 by MLflow's scoring server, with this line
             raise MlflowException(str(exc), error_code=BAD_REQUEST) from None
-        outputs = np.asarray(self.model(batch, training=False), dtype=np.float64)
-        return answers(outputs, self.activation, self.class_names)
+        return self.answers(self.model(batch, training=False))
 
 
 def instances_in(model_input, signature) -> list:
@@ -91,15 +89,14 @@ def requirements() -> list[str]:
     return [f"{name}=={pinned[name]}" if name in pinned else r for name, r in zip(names, wanted) if name not in pinned] + [f"{n}=={v}" for n, v in pinned.items()]
 
 
-def log_run_model(client, run_id: str, run_dir: Path, checkpoint: str = "best") -> str:
-    """Log the run's checkpoint as a pyfunc model of the MLflow run `run_id` (an MLflow 3 logged
-    model whose source is that run); its model URI. Through the client: MLflow's fluent API would
-    change the process's tracking URI (and MLFLOW_TRACKING_URI) under everything else."""
+def save_run_model(run_dir: Path, path: Path, checkpoint: str = "best") -> Path:
+    """The run's checkpoint saved as an MLflow pyfunc model folder at `path` (new): the run files it
+    needs and dlopt's code beside it, so it loads where dlopt is not installed."""
     import dlopt
     from dlopt.runs import RunFolder
 
     folder = RunFolder(run_dir)
-    staging = Path(tempfile.mkdtemp(prefix="dlopt-mlflow-model-"))
+    staging = Path(tempfile.mkdtemp(prefix="dlopt-mlflow-run-"))
     try:
         files = staging / "run"
         (files / "checkpoints").mkdir(parents=True)
@@ -109,12 +106,24 @@ def log_run_model(client, run_id: str, run_dir: Path, checkpoint: str = "best") 
         shutil.copy2(folder.checkpoint(checkpoint), files / "checkpoints" / "best.keras")
         # no signature: the model takes every shape `dlopt serve` takes, and checks them itself
         mlflow.pyfunc.save_model(
-            path=staging / "model",
+            path=path,
             python_model=str(Path(__file__).with_name("pyfunc_entry.py")),  # models from code: nothing pickled
             artifacts={"run": str(files)},
             code_paths=[str(Path(dlopt.__file__).parent)],
             pip_requirements=requirements(),
         )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def log_run_model(client, run_id: str, run_dir: Path, checkpoint: str = "best") -> str:
+    """Log the run's checkpoint as a pyfunc model of the MLflow run `run_id` (an MLflow 3 logged
+    model whose source is that run); its model URI. Through the client: MLflow's fluent API would
+    change the process's tracking URI (and MLFLOW_TRACKING_URI) under everything else."""
+    staging = Path(tempfile.mkdtemp(prefix="dlopt-mlflow-model-"))
+    try:
+        save_run_model(run_dir, staging / "model", checkpoint)
         experiment = client.get_run(run_id).info.experiment_id
         model = client.create_logged_model(experiment, name="model", source_run_id=run_id, model_type="dlopt")
         try:
