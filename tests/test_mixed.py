@@ -255,3 +255,35 @@ def test_a_parquet_table_reads_as_its_csv_does(tmp_path, cli):
     assert code == 0, err
     predicted = json.loads(out)
     assert len(predicted) == 60 and predicted[0]["input"] == f"{tmp_path / 'folder' / 'test.parquet'}:1"
+
+
+def test_an_empty_text_is_no_words_not_a_nan(tmp_path, cli):
+    """A missing or empty text cell has no tokens: its encoding is zeros, not the NaN of a mean over
+    nothing, which would make the whole batch's loss NaN."""
+    path = mixed_csv(tmp_path / "things.csv", n=120)
+    lines = path.read_text().splitlines()
+    header = next(csv.reader([lines[0]]))
+    rows = list(csv.reader(lines[1:]))
+    for row in rows[::4]:
+        row[header.index("description")] = ""
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle).writerows([header, *rows])
+    config = mixed_config(path)
+    config["data"]["table"]["text_columns"] = ["description"]
+    config["train"]["epochs"] = 3
+    code, out, err = cli("train", write_config(tmp_path / "c.yaml", config), "--runs-dir", tmp_path / "runs", "--json")
+    assert code == 0, err
+    assert "  description: text (data.table.text_columns)" in err
+    summary = json.loads(out)
+    assert np.isfinite(summary["final"]["loss"])
+    code, out, err = cli("predict", summary["run_dir"], '{"description": "", "tags": "t1"}', '{"tags": "t2"}', "--json")
+    assert code == 0, err
+    assert all(0 < p["probability"] <= 1 for p in json.loads(out))
+    # called directly (eagerly, as `dlopt serve` and the test report call it), not only in a graph
+    import tensorflow as tf
+
+    from dlopt.saved_models import load_run_model
+
+    _, model, _ = load_run_model(Path(summary["run_dir"]), "best")
+    row = {"size": tf.constant([[0.0]]), "colour": tf.constant([["red"]]), "description": tf.constant([[""]]), "tags": tf.constant([["t1"]]), "seen": tf.constant([[""]])}
+    assert np.all(np.isfinite(model(row, training=False).numpy()))

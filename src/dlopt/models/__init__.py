@@ -56,7 +56,7 @@ def import_user_module(module: str | None) -> None:
 
 def register_builtins() -> None:
     """Import the built-in families: their modules register the layers they save with Keras."""
-    from . import backbone, cnn, fasttext, forecasting, lstm, mixed, mlp, tabular, textcnn, tfidf, transformer  # noqa: F401  (importing registers them)
+    from . import backbone, cnn, fasttext, forecasting, lstm, mixed, mlp, pooling, tabular, textcnn, tfidf, transformer  # noqa: F401  (importing registers them)
 
 
 def builder_of(model_config):

@@ -10,6 +10,7 @@ With `wide`, a linear model of the tokens adds its logits to the head's: average
 from __future__ import annotations
 
 from .parts import dense_stack, drop_tokens, kernel_regularizer, output_head, text_inputs
+from . import pooling  # the module, not its names: importing keras may register the families first
 
 
 def build_fasttext(model_config, input_spec, output_spec):
@@ -18,7 +19,7 @@ def build_fasttext(model_config, input_spec, output_spec):
     layers = keras.layers
     regularizer = kernel_regularizer(model_config)
     inputs, x = text_inputs(model_config, input_spec, "fasttext")  # a dropped token leaves the average
-    x = layers.GlobalAveragePooling1D(name="average")(x)  # over the real tokens: the mask hides padding
+    x = pooling.TokenAverage(name="average")(x)  # over the real tokens: the mask hides padding
     if model_config.dropout:
         x = layers.Dropout(model_config.dropout, name="average_dropout")(x)
     x = dense_stack(x, model_config.dense, model_config, regularizer, prefix="dense")
@@ -39,4 +40,4 @@ def _wide_logits(token_ids, model_config, input_spec, output_spec):
     layers = keras.layers
     x = layers.Embedding(input_spec.vocabulary_size, output_spec.units, mask_zero=True, name="wide")(token_ids)
     x = drop_tokens(x, model_config.token_dropout, input_spec, "wide_token_dropout")
-    return layers.GlobalAveragePooling1D(name="wide_average")(x)
+    return pooling.TokenAverage(name="wide_average")(x)

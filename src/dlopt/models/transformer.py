@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import keras
 
+from . import pooling  # the module, not its names: importing keras may register the families first
 from .parts import attention_blocks, dense_stack, kernel_regularizer, output_head, sequence_inputs
 
 
@@ -64,7 +65,7 @@ def build_transformer(model_config, input_spec, output_spec):
     x = PositionEmbedding(x.shape[1], c.width, name="positions")(x)
     x = attention_blocks(x, c.depth, c.heads, c.ff_width, c.dropout, c.activation, regularizer)
     if c.pooling == "avg":
-        x = layers.GlobalAveragePooling1D(name="pool")(x)
+        x = pooling.TokenAverage(name="pool")(x)
     elif c.pooling == "max":
         x = layers.GlobalMaxPooling1D(name="pool")(x)
     else:
