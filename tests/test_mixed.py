@@ -234,6 +234,40 @@ def test_image_path_columns_are_read_inside_the_model(tmp_path, cli):
     assert code == 2 and f"error: {path}:4: column 'photo': 'photos/gone.png' is no image file" in err and not (tmp_path / "runs2").exists()
 
 
+def test_image_columns_are_decoded_once_for_training_and_never_saved(tmp_path):
+    """`data.cache: true`: every image path is decoded before training and served from memory, as
+    an image folder's images are; the saved model holds no pixels and reads the files again."""
+    import dataclasses
+
+    import keras
+
+    from dlopt import models
+
+    path = image_table(tmp_path / "table")
+    config = mixed_config(path, image={"type": "cnn", "blocks": [{"filters": 4}], "global_pool": "avg", "dense": [8]})
+    config["data"]["table"] = {"label_column": "kind"}
+    config["data"]["image"] = {"size": [8, 8]}
+    config = Config.model_validate(config)
+    data = data_module.build(config)
+    paths, pixels = data.images["photo"]
+    assert len(paths) == 90 and pixels.shape == (90, 8, 8, 3) and pixels.dtype == np.uint8
+    model = models.build(config, data)
+    x, _ = next(iter(data.pipelines["test"]))
+    expected = model(x, training=False).numpy()
+    model.save(tmp_path / "saved.keras")
+    (tmp_path / "table" / "photos").rename(tmp_path / "table" / "moved")  # every file gone: memory serves them
+    np.testing.assert_allclose(model(x, training=False).numpy(), expected, rtol=1e-6)
+    uncached = models.build(config, dataclasses.replace(data, images=None))
+    uncached.set_weights(model.get_weights())
+    uncached.save(tmp_path / "uncached.keras")
+    assert abs((tmp_path / "saved.keras").stat().st_size - (tmp_path / "uncached.keras").stat().st_size) < 1000  # no pixels saved
+    with pytest.raises(Exception, match="moved|No such file|not found"):
+        uncached(x, training=False)
+    (tmp_path / "table" / "moved").rename(tmp_path / "table" / "photos")
+    reloaded = keras.models.load_model(tmp_path / "saved.keras")
+    np.testing.assert_allclose(reloaded(x, training=False).numpy(), expected, rtol=1e-5)
+
+
 def test_a_parquet_table_reads_as_its_csv_does(tmp_path, cli):
     pandas = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")

@@ -236,7 +236,7 @@ class DataConfig(Section):
     shuffle_buffer: Optional[PositiveInt] = Field(None, description="Shuffle buffer size; unset shuffles over the whole training split.")
     cache: Union[bool, str] = Field(
         True,
-        description="Cache decoded examples after the first epoch: `true` in memory, or a file path prefix (e.g. `/tmp/dlopt-cache/mnist`) for data too big for memory; `false` re-reads every epoch. Sources read into memory (idx, npz) need no cache.",
+        description="Cache decoded examples after the first epoch: `true` in memory, or a file path prefix (e.g. `/tmp/dlopt-cache/mnist`) for data too big for memory; `false` re-reads every epoch. Sources read into memory (idx, npz) need no cache. A table's image columns: `true` decodes every path once before training, otherwise each batch reads its files.",
     )
     augment: list[AugmentOp] = Field(
         default_factory=list,

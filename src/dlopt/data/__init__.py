@@ -48,6 +48,7 @@ class Data:
     epoch: Any = None  # a tf.Variable the fit loop sets to the epoch: the training order is drawn from it
     random_states: Any = None  # () -> the augmentation layers' random-number state variables
     input_statistics: dict | None = None  # the training inputs' range, means, ... (data/statistics.py)
+    images: dict | None = None  # a table's image columns, decoded once (`cache: true`): input name -> (paths, uint8 pixels)
 
     @property
     def label_format(self) -> str:  # sparse | onehot | binary | value | several
@@ -261,6 +262,7 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
         value_max = read.value_max or (255.0 if raw == np.uint8 else None)
         statistics = input_statistics(train, inputs.shape, value_max, inputs.vectorizer)
     batch_size = train.count if data.batch_size == "full" else data.batch_size
+    images = _decoded_images(read.table, splits, data) if read.table is not None and data.cache is True and for_training else None
     label_format = objective.label_format if outputs is None else {o.name: o.objective.label_format for o in outputs}
     classes = num_classes if outputs is None else {o.name: len(o.values or ()) for o in outputs}
     pipelines, epoch = _pipelines(config, splits, roles, batch_size, label_format, classes, inputs.augment_batch, for_training)
@@ -286,4 +288,19 @@ def build(config: Config, roles=ROLES, with_statistics: bool = True, for_trainin
         random_states=getattr(inputs.augment_batch, "random_states", None),
         table=read.table,
         input_statistics=statistics,
+        images=images,
     )
+
+
+def _decoded_images(table, splits: dict[str, Split], data) -> dict | None:
+    """Every image path of every split read, decoded once before training, per image column: the
+    model's ReadImage layers serve them from memory, as an image folder's cache does."""
+    from types import SimpleNamespace
+
+    from .images import decoded_paths
+
+    found = {}
+    for column in (c for c in table.columns if c.kind == "image"):
+        paths = sorted({str(p) for split in splits.values() for p in split.arrays[0][column.input].reshape(-1)})
+        found[column.input] = (np.array(paths), decoded_paths(paths, SimpleNamespace(**column.image), data.parallel_calls))
+    return found or None

@@ -116,7 +116,10 @@ def build(config, data):
         return keras.Model(inputs, body(data.vectorizer(inputs)), name=name)
     if getattr(data, "table", None) is not None and getattr(config.model, "takes_table_columns", False):  # raw columns in, encoded by the family
         body = builder(config.model, InputSpec(tuple(data.input_shape), table=data.table), output_spec_for(data))
-        return keras.Model(body.input, body.output, name=name)
+        model = keras.Model(body.input, body.output, name=name)
+        for input_name, (paths, pixels) in (getattr(data, "images", None) or {}).items():  # decoded once: training reads no file
+            model.get_layer(f"{input_name}_pixels").remember(paths, pixels)
+        return model
     if getattr(data, "table", None) is not None:  # tables: raw columns in, one feature vector to the network
         from . import tabular
 

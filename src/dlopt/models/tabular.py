@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from ..errors import ConfigError
@@ -116,20 +117,27 @@ class ReadImage(keras.layers.Layer):
     def __init__(self, image: dict, **kwargs):
         super().__init__(**kwargs)
         self.image = dict(image)
+        self._decoded = DecodedImages()  # training's cache: never saved with the model
+
+    def remember(self, paths: np.ndarray, pixels: np.ndarray) -> None:
+        """Serve these paths from memory, already decoded (`pixels`: uint8, one image per path), as
+        an image folder's cache serves its images: each file decoded once, not in every epoch."""
+        self._decoded.keep(paths, pixels)
 
     def call(self, x):
         from types import SimpleNamespace
 
-        from ..data.images import CHANNELS, decode
+        from ..data.images import CHANNELS, read_file
 
         settings = SimpleNamespace(**self.image)
-        height, width = settings.size
-        shape = (height, width, CHANNELS[settings.color_mode])
-
-        def one(path):
-            return tf.cond(tf.strings.length(path) > 0, lambda: tf.ensure_shape(decode(tf.io.read_file(path), settings), shape), lambda: tf.zeros(shape, tf.uint8))
-
-        pixels = tf.map_fn(one, tf.reshape(x, [-1]), fn_output_signature=tf.TensorSpec(shape, tf.uint8))
+        shape = (*settings.size, CHANNELS[settings.color_mode])
+        paths = tf.reshape(x, [-1])
+        read = lambda: tf.map_fn(lambda path: read_file(path, settings), paths, fn_output_signature=tf.TensorSpec(shape, tf.uint8))  # noqa: E731
+        decoded = self._decoded
+        if decoded.index is None:
+            return tf.cast(read(), "float32")
+        at = decoded.index.lookup(paths)  # a batch of remembered paths (every batch in training) is one gather
+        pixels = tf.cond(tf.reduce_all(at >= 0), lambda: tf.gather(decoded.pixels, tf.maximum(at, 0)), read)
         return tf.cast(pixels, "float32")
 
     def compute_output_shape(self, input_shape):
@@ -140,6 +148,20 @@ class ReadImage(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "image": self.image}
+
+
+class DecodedImages:
+    """Image paths and their decoded pixels, held in memory for ReadImage. A plain object, so
+    neither Keras nor TensorFlow tracks it: a saved or exported model never carries the pixels."""
+
+    def __init__(self):
+        self.index = None  # path -> row of `pixels`, -1 for a path not held
+        self.pixels = None
+
+    def keep(self, paths: np.ndarray, pixels: np.ndarray) -> None:
+        keys = tf.constant(np.asarray(paths, dtype=str))
+        self.index = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, tf.range(len(paths), dtype=tf.int64)), default_value=-1)
+        self.pixels = tf.constant(pixels)
 
 
 def days_since_epoch(year, month, day):
