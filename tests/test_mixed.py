@@ -98,6 +98,11 @@ def test_text_and_tags_together_give_the_label_and_the_saved_model_takes_raw_row
         "row 1: column 'colour' is 'purple', not among the 2 values the model learnt from training (read as 'other')",
     ]
 
+    assert json.loads((run / "inputs.json").read_text())["texts"]["description"]["unknown_word_share"] == 0.0  # 12 words, all in the vocabulary
+    code, out, err = cli("predict", run, '{"description": "zebra quantum xylophone rain", "tags": "t1"}', "--json")
+    assert code == 0, err
+    assert json.loads(out)[0]["warnings"] == ["row 1: column 'description': 75% of its words are unknown to the model (0% in the training texts)"]
+
     code, out, err = cli("export", run, "--format", "saved_model")
     assert code == 0, err
     import tensorflow as tf

@@ -127,7 +127,8 @@ def predict(run_dir: Path, inputs: list[str], checkpoint: str = "best", top_k: i
         batch = {name: tf.constant(values) for name, values in columns.items()}
         from .data.statistics import row_warnings
 
-        warnings = {label: row_warnings(label, {name: values[i] for name, values in columns.items()}, statistics) for i, label in enumerate(labels)}
+        unknown = _unknown_word_shares(model, columns, statistics)
+        warnings = {label: row_warnings(label, {name: values[i] for name, values in columns.items()}, statistics, {name: shares[i] for name, shares in unknown.items()}) for i, label in enumerate(labels)}
     else:
         spec = model.inputs[0]
         text = spec.dtype == "string"
@@ -198,6 +199,20 @@ def answers(outputs: np.ndarray, activation: str | None, class_names: list[str] 
             result["values"] = output.reshape(-1).tolist() if output.ndim else [float(output)]
         results.append(result)
     return results
+
+
+def _unknown_word_shares(model, columns: dict, statistics: dict) -> dict[str, list[float]]:
+    """A table's text columns: per row, the share of its words the column's vocabulary (the model's
+    own `<input>_words` layer) does not know."""
+    from .data.statistics import unknown_share
+
+    shares = {}
+    for name, column in (statistics.get("texts") or {}).items():
+        texts = np.asarray(columns.get(column["input"], [])).reshape(-1)
+        if texts.size:
+            vectorize = model.get_layer(f"{column['input']}_words")
+            shares[name] = [unknown_share(vectorize, [text]) if text else 0.0 for text in texts]
+    return shares
 
 
 def _domain_warnings(model, labels: list[str], examples: np.ndarray, text: bool, statistics: dict) -> dict[str, list[str]]:

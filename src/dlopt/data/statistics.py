@@ -52,10 +52,11 @@ def input_statistics(train, input_shape: tuple, value_max: float | None, vectori
 
 def table_statistics(spec, inputs: dict) -> dict:
     """Tables: each number column's training range, mean and spread, each date column's first and
-    last day, each category column's values (inputs: the model's inputs)."""
+    last day, each category column's values, each text column's share of unknown words (inputs:
+    the model's inputs)."""
     from .tabular import day_number, iso_day
 
-    columns, dates, categories = {}, {}, {}
+    columns, dates, categories, texts = {}, {}, {}, {}
     for column in spec.columns:
         if column.kind == "numeric":
             values = np.asarray(inputs[column.input], dtype=np.float64).reshape(-1)
@@ -68,13 +69,26 @@ def table_statistics(spec, inputs: dict) -> dict:
                 dates[column.name] = {"input": column.input, "first": iso_day(min(days)), "last": iso_day(max(days))}
         elif column.kind == "categorical":
             categories[column.name] = {"input": column.input, "values": column.vocabulary}
-    return {"columns": columns, "dates": dates, "categories": categories}
+        elif column.kind == "text":
+            from .vocabulary import text_vectorization
+
+            vectorize = text_vectorization(**column.text, vocabulary=column.vocabulary or [""])
+            texts[column.name] = {"input": column.input, "unknown_word_share": unknown_share(vectorize, np.asarray(inputs[column.input]).reshape(-1)[:SAMPLE])}
+    return {"columns": columns, "dates": dates, "categories": categories, "texts": texts}
 
 
-def row_warnings(label: str, row: dict, stats: dict) -> list[str]:
+def unknown_share(vectorize, texts) -> float:
+    """The share of `texts`' tokens (words, n-grams) that a TextVectorization layer does not know (id 1)."""
+    ids = np.asarray(vectorize(np.asarray(texts, dtype=str).reshape(-1, 1)))
+    words = ids[ids > 0]
+    return float(np.mean(words == 1)) if words.size else 0.0
+
+
+def row_warnings(label: str, row: dict, stats: dict, unknown: dict | None = None) -> list[str]:
     """What in a table row the training rows never showed: a number outside its column's training
     range (5% of the span either side), a date outside the training dates (by more than a tenth of
-    their span), a category value outside the column's training vocabulary (read as 'other')."""
+    their span), a category value outside the column's training vocabulary (read as 'other'), a
+    text of far more unknown words than the training texts (`unknown`: column -> the row's share)."""
     from .tabular import day_number
 
     def cell(column):
@@ -96,6 +110,9 @@ def row_warnings(label: str, row: dict, stats: dict) -> list[str]:
         value = str(cell(column))
         if value and value != "nan" and value not in column["values"]:
             found.append(f"{label}: column '{name}' is {value!r}, not among the {len(column['values'])} values the model learnt from training (read as 'other')")
+    for name, column in (stats.get("texts") or {}).items():
+        if name in (unknown or {}):
+            found += text_warning(f"{label}: column '{name}'", unknown[name], column)
     return found
 
 
