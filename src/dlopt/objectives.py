@@ -124,10 +124,6 @@ class Objectives:
             names = ["loss", *(f"{name}_{metric}" for name, objective in self.named.items() for metric in ("loss", *objective.metric_names))]
         return set(names) | {f"val_{n}" for n in names} | {"learning_rate"}
 
-    @staticmethod
-    def mode(monitor: str, mode: str = "auto") -> str:
-        return monitor_mode(monitor, mode)
-
 
 # ----------------------------------------------------------------- what LOSSES and METRICS build
 

@@ -160,12 +160,14 @@ class Answers:
         return {"activation": self.activation}
 
     def __call__(self, raw) -> list[dict]:
+        from .models.parts import OUTPUT_TYPES
+
         if self.outputs is None:
             return answers(np.asarray(raw, dtype=np.float64), self.activation, self.class_names, self.top_k)
         per_output = {}
         for output in self.outputs:
             kind, values = output["type"], output.get("values")
-            activation = {"category": "softmax", "binary": "sigmoid"}.get(kind)
+            activation = OUTPUT_TYPES[kind][1]
             scores = np.asarray(raw[output["name"]], dtype=np.float64)
             per_output[output["name"]] = labels_above(scores, values) if kind == "multi_label" else answers(scores, activation, values, self.top_k)
         return [{"outputs": {name: found[i] for name, found in per_output.items()}} for i in range(len(next(iter(per_output.values()))))]
@@ -204,20 +206,19 @@ def answers(outputs: np.ndarray, activation: str | None, class_names: list[str] 
 def _unknown_word_shares(model, columns: dict, statistics: dict) -> dict[str, list[float]]:
     """A table's text columns: per row, the share of its words the column's vocabulary (the model's
     own `<input>_words` layer) does not know."""
-    from .data.statistics import unknown_share
+    from .data.statistics import unknown_shares
 
     shares = {}
     for name, column in (statistics.get("texts") or {}).items():
         texts = np.asarray(columns.get(column["input"], [])).reshape(-1)
-        if texts.size:
-            vectorize = model.get_layer(f"{column['input']}_words")
-            shares[name] = [unknown_share(vectorize, [text]) if text else 0.0 for text in texts]
+        if texts.size:  # a missing text (no tokens) is missing, not unknown
+            shares[name] = unknown_shares(model.get_layer(f"{column['input']}_words"), texts, empty=0.0)
     return shares
 
 
 def _domain_warnings(model, labels: list[str], examples: np.ndarray, text: bool, statistics: dict) -> dict[str, list[str]]:
     """label -> why that input is unlike the training inputs (nothing when it is like them)."""
-    from .data.statistics import domain_warnings, text_warning
+    from .data.statistics import domain_warnings, text_warning, unknown_shares
 
     if not statistics:
         return {}
@@ -228,9 +229,5 @@ def _domain_warnings(model, labels: list[str], examples: np.ndarray, text: bool,
     vectorizer = next((layer for layer in leaf_layers(model) if type(layer).__name__ == "TextVectorization"), None)
     if vectorizer is None:
         return {}
-    ids = np.asarray(vectorizer(examples.astype(str)))
-    found = {}
-    for label, row in zip(labels, ids):
-        words = row[row > 0]
-        found[label] = text_warning(label, float(np.mean(words == 1)) if words.size else 1.0, statistics)
-    return found
+    shares = unknown_shares(vectorizer, examples, empty=1.0)  # a text of no known tokens: all unknown
+    return {label: text_warning(label, share, statistics) for label, share in zip(labels, shares)}

@@ -79,8 +79,6 @@ class TableOutput(Section):
     weight: NonNegativeFloat = Field(1.0, description="This output's loss weight: the training loss is the weighted sum of the outputs' losses.")
 
 
-
-
 class TableConfig(Section):
     """Source `csv` as a table: feature columns (numbers, categories, text, sets, dates, image paths) and a label column. The
     preprocessing is learnt from the training split only and saved inside the model, so the model

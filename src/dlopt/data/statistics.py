@@ -29,9 +29,7 @@ def input_statistics(train, input_shape: tuple, value_max: float | None, vectori
     stats: dict = {"shape": list(input_shape)}
     x = _examples(train)
     if vectorizer is not None:  # text: the share of tokens out of the vocabulary (id 1)
-        ids = np.asarray(vectorizer(x[:SAMPLE].astype(str)))
-        words = ids[ids > 0]
-        stats["unknown_word_share"] = float(np.mean(words == 1)) if words.size else 0.0
+        stats["unknown_word_share"] = unknown_share(vectorizer, x[:SAMPLE])
         return stats
     if x.dtype.kind not in "fiub":
         return stats
@@ -77,11 +75,23 @@ def table_statistics(spec, inputs: dict) -> dict:
     return {"columns": columns, "dates": dates, "categories": categories, "texts": texts}
 
 
+def _token_counts(vectorize, texts) -> tuple[np.ndarray, np.ndarray]:
+    """Per text: its tokens (words, n-grams), and those a TextVectorization layer does not know (id 1)."""
+    ids = np.asarray(vectorize(np.asarray(texts, dtype=str).reshape(-1)))
+    ids = ids.reshape(len(ids), -1)
+    return (ids > 0).sum(axis=1), (ids == 1).sum(axis=1)
+
+
 def unknown_share(vectorize, texts) -> float:
-    """The share of `texts`' tokens (words, n-grams) that a TextVectorization layer does not know (id 1)."""
-    ids = np.asarray(vectorize(np.asarray(texts, dtype=str).reshape(-1, 1)))
-    words = ids[ids > 0]
-    return float(np.mean(words == 1)) if words.size else 0.0
+    """The share of all `texts`' tokens that `vectorize` does not know."""
+    tokens, unknown = _token_counts(vectorize, texts)
+    return float(unknown.sum() / tokens.sum()) if tokens.sum() else 0.0
+
+
+def unknown_shares(vectorize, texts, empty: float) -> list[float]:
+    """Per text, the share of its tokens that `vectorize` does not know; `empty` for a text of none."""
+    tokens, unknown = _token_counts(vectorize, texts)
+    return [float(u / t) if t else empty for t, u in zip(tokens, unknown)]
 
 
 def row_warnings(label: str, row: dict, stats: dict, unknown: dict | None = None) -> list[str]:

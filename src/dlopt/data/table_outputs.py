@@ -9,7 +9,6 @@ number; two values binary; more a category.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -18,7 +17,7 @@ import numpy as np
 from ..console import warn
 from ..errors import ConfigError, RunFailed
 from ..objectives import Objective, Objectives
-from .tabular import as_number, split_set
+from .tabular import as_number, input_name, split_set
 
 
 @dataclass
@@ -76,16 +75,11 @@ class OutputColumn:
         return f"  {self.column}: {self.kind}{values}, {self.objective.loss_name}, weight {self.weight:g}"
 
 
-def output_name(column: str) -> str:
-    """A column's name as a Keras output's (and so the logged metrics' prefix)."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", column)
-
-
 def fit(train_cells: np.ndarray, settings, train_config) -> list[OutputColumn]:
     """Each output's type, values and objective, from the training split's cells (rows, outputs)."""
     outputs, names = [], set()
     for i, declared in enumerate(settings.outputs):
-        name = output_name(declared.column)
+        name = input_name(declared.column)  # as Keras names layers: the logged metrics' prefix
         if name in names:
             raise ConfigError(f"data.table.outputs[{i}].column: '{declared.column}' is named '{name}' as an output, as another output is; rename one column")
         names.add(name)
